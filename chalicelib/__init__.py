@@ -1,0 +1,1 @@
+"""Everything the collector and the scheduled Lambdas ship with."""

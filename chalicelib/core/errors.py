@@ -1,0 +1,53 @@
+"""Errors the ingest path raises, each naming what is wrong and where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request, located by its JSON path (`points[3].fields.user`)."""
+
+    path: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class IngestError(Exception):
+    """A request the collector refuses as a whole. Never a server fault: always a 4xx."""
+
+    status = 400
+
+    def __init__(self, error: str, details: list[Problem] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.details = details or []
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.error}
+        if self.details:
+            body["details"] = [p.as_json() for p in self.details]
+        return body
+
+
+class InvalidPayload(IngestError):
+    status = 400
+
+
+class PayloadTooLarge(IngestError):
+    status = 413
+
+
+class UnsupportedMediaType(IngestError):
+    status = 415
+
+
+class Unauthorized(IngestError):
+    status = 401
+
+
+class Forbidden(IngestError):
+    status = 403

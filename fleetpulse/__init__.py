@@ -1,0 +1,1 @@
+"""Operator tooling for fleetpulse: the `fleetpulse` command and the local stack."""
