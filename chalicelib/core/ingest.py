@@ -162,9 +162,15 @@ def _non_finite(literal: str) -> NonFinite:
 def parse_json(body: bytes) -> Any:
     """Parse JSON, keeping NaN/Infinity literals as markers for validation to report."""
     try:
-        return json.loads(body, parse_constant=_non_finite)
-    except UnicodeDecodeError:
-        raise InvalidPayload("body is not UTF-8 text") from None
+        # RFC 8259: JSON between systems is UTF-8. json.loads(bytes) would also
+        # guess UTF-16 and UTF-32, turning a mangled body into a confusing error.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"body is not UTF-8 text (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        return json.loads(text, parse_constant=_non_finite)
     except RecursionError:
         raise InvalidPayload("body is nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError
@@ -185,10 +191,10 @@ class _NameCache:
         self.ok: set[str] = set()
 
     def problem(self, name: object, what: str) -> str | None:
-        if name in self.ok:
-            return None
         if not isinstance(name, str):
             return f"{what} must be a string, got {_type_name(name)}"
+        if name in self.ok:
+            return None
         if not name:
             return f"{what} must not be empty"
         if len(name.encode()) > self.max_bytes:
@@ -369,7 +375,7 @@ class Validator:
             return None
         problems: list[Problem] = []
         measurement = raw.get("measurement")
-        if measurement not in self.measurements.ok:
+        if type(measurement) is not str or measurement not in self.measurements.ok:
             msg = self.measurements.problem(measurement, "measurement")
             if msg:
                 problems.append(Problem(f"{path}.measurement", msg))

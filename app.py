@@ -1,0 +1,67 @@
+"""fleetpulse: the collector API and the scheduled and notification Lambdas.
+
+Handlers stay a few lines each: the work is in chalicelib (pure core,
+adapters, use-cases). Nothing here creates an AWS client at import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from chalice import Chalice, ConvertToMiddleware, Response  # type: ignore[attr-defined]
+
+from chalicelib.web import body_bytes, current_request, handle_errors, header, json_response
+from chalicelib.wiring import services
+
+app = Chalice(app_name="fleetpulse")
+logger = Logger(service="fleetpulse")
+metrics = Metrics(namespace="fleetpulse", service="fleetpulse")
+
+
+def drop_unpublished_metrics(event: Any, get_response: Any) -> Any:
+    # With POWERTOOLS_METRICS_DISABLED (tests, the local stack) log_metrics does
+    # not flush, and values would pile up in this long-lived object. Registered
+    # first, so it runs outermost: after log_metrics has had its chance.
+    try:
+        return get_response(event)
+    finally:
+        if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+            metrics.clear_metrics()
+
+
+app.register_middleware(drop_unpublished_metrics, "all")
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+
+
+@app.middleware("http")
+def count_requests(event: Any, get_response: Any) -> Any:
+    response = get_response(event)
+    metrics.add_metric(name=f"Status{response.status_code}", unit=MetricUnit.Count, value=1)
+    return response
+
+
+@app.route("/v1/health", methods=["GET"])
+def health() -> Response:
+    return json_response(200, {"status": "ok"})
+
+
+@app.route("/v1/ingest", methods=["POST"], content_types=["*/*"])
+@handle_errors
+def ingest() -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    result = svc.ingest.ingest(
+        principal,
+        body_bytes(request),
+        header(request, "content-type"),
+        header(request, "content-encoding"),
+        svc.clock(),
+    )
+    metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    return json_response(202, result.as_json())

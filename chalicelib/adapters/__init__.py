@@ -1,0 +1,1 @@
+"""One module per outside system. Each adapter takes an injected client."""

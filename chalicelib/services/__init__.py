@@ -1,0 +1,1 @@
+"""Use-cases: they combine the pure core with the ports; no AWS SDK in here either."""

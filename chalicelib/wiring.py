@@ -1,0 +1,80 @@
+"""Builds the adapters and use-cases from settings, lazily: nothing touches AWS at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+
+from chalicelib.adapters.aws import AwsClients
+from chalicelib.core.ports import HostStore, MetricStore, TokenStore
+from chalicelib.services.auth import Authenticator
+from chalicelib.services.ingest import IngestService
+from chalicelib.settings import Settings, SettingsError
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Services:
+    """Everything a handler needs, created on first use and kept for the container's life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients or AwsClients(settings.region, settings.endpoint_url)
+        self.clock = clock
+
+    @cached_property
+    def metric_store(self) -> MetricStore:
+        if self.settings.store == "timestream":
+            from chalicelib.adapters.timestream import TimestreamMetricStore
+
+            return TimestreamMetricStore(
+                self.clients.get("timestream-write"),
+                self.settings.timestream_database,
+                self.settings.timestream_table,
+            )
+        raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
+
+    @cached_property
+    def token_store(self) -> TokenStore:
+        from chalicelib.adapters.dynamodb import DynamoDBTokenStore
+
+        return DynamoDBTokenStore(self.clients.get("dynamodb"), self.settings.tokens_table)
+
+    @cached_property
+    def host_store(self) -> HostStore:
+        from chalicelib.adapters.dynamodb import DynamoDBHostStore
+
+        return DynamoDBHostStore(self.clients.get("dynamodb"), self.settings.hosts_table)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        return Authenticator(self.token_store, self.settings.token_cache, self.clock)
+
+    @cached_property
+    def ingest(self) -> IngestService:
+        return IngestService(self.metric_store, self.host_store, self.settings.limits)
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The container's services, built from the environment on first call."""
+    global _services  # noqa: PLW0603 (one set of clients per Lambda container)
+    if _services is None:
+        _services = Services(Settings.from_env())
+    return _services
+
+
+def use(replacement: Services | None) -> None:
+    """Swap the services (tests, the local stack); None rebuilds from the environment."""
+    global _services  # noqa: PLW0603
+    _services = replacement

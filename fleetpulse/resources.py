@@ -1,0 +1,50 @@
+"""The AWS resources fleetpulse needs, as API request shapes.
+
+Tests and the local stack create them from these definitions; the
+CloudFormation template in infra/ declares the same tables and keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from chalicelib.settings import Settings
+
+
+def table_definitions(settings: Settings) -> list[dict[str, Any]]:
+    """CreateTable requests for every DynamoDB table (on-demand billing)."""
+
+    def table(name: str, key: str) -> dict[str, Any]:
+        return {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+    return [
+        table(settings.tokens_table, "token_id"),
+        table(settings.hosts_table, "host"),
+    ]
+
+
+def create_all(settings: Settings, clients: Any, memory_retention_hours: int = 24) -> None:
+    """Create every table, the Timestream database and table (idempotent)."""
+    dynamodb = clients.get("dynamodb")
+    existing = set(dynamodb.list_tables().get("TableNames", []))
+    for definition in table_definitions(settings):
+        if definition["TableName"] not in existing:
+            dynamodb.create_table(**definition)
+    ts = clients.get("timestream-write")
+    with contextlib.suppress(ts.exceptions.ConflictException):
+        ts.create_database(DatabaseName=settings.timestream_database)
+    with contextlib.suppress(ts.exceptions.ConflictException):
+        ts.create_table(
+            DatabaseName=settings.timestream_database,
+            TableName=settings.timestream_table,
+            RetentionProperties={
+                "MemoryStoreRetentionPeriodInHours": memory_retention_hours,
+                "MagneticStoreRetentionPeriodInDays": 365,
+            },
+        )
