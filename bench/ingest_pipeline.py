@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chalicelib.core.ingest import parse_ingest  # noqa: E402
-from chalicelib.core.limits import Limits  # noqa: E402
-from chalicelib.core.timestream import plan_writes  # noqa: E402
+from chalicelib.core.ingest import parse_ingest
+from chalicelib.core.limits import Limits
+from chalicelib.core.timestream import plan_writes
 
 STATS = ("", "_min", "_max", "_last")
 
@@ -37,7 +37,11 @@ def agent_body(n_points: int, now_ms: int, seed: int = 7) -> bytes:
         ("mem", None, ["used_percent", "available", "used"]),
         ("disk", "mount", ["used_percent", "free"]),
         ("diskio", "device", ["read_bytes", "write_bytes", "read_ops", "write_ops"]),
-        ("net", "iface", ["bytes_recv", "bytes_sent", "packets_recv", "packets_sent", "err_in", "drop_in"]),
+        (
+            "net",
+            "iface",
+            ["bytes_recv", "bytes_sent", "packets_recv", "packets_sent", "err_in", "drop_in"],
+        ),
         ("load", None, ["load1", "load5", "load15"]),
     ]
     points = []
@@ -70,10 +74,17 @@ def agent_body(n_points: int, now_ms: int, seed: int = 7) -> bytes:
 def small_body(n_points: int, now_ms: int) -> bytes:
     """Contract 1's example point repeated: three fields per point, the worst case for us."""
     points = [
-        {"measurement": "cpu", "time": now_ms - i, "tags": {"cpu": f"cpu{i % 8}"}, "fields": {"user": 3.2 + i % 7, "system": 1.1, "idle": 95.7}}
+        {
+            "measurement": "cpu",
+            "time": now_ms - i,
+            "tags": {"cpu": f"cpu{i % 8}"},
+            "fields": {"user": 3.2 + i % 7, "system": 1.1, "idle": 95.7},
+        }
         for i in range(n_points)
     ]
-    return json.dumps({"host": "web-1.example.com", "tags": {"role": "web"}, "points": points}).encode()
+    return json.dumps(
+        {"host": "web-1.example.com", "tags": {"role": "web"}, "points": points}
+    ).encode()
 
 
 def measure(body: bytes, rounds: int, now_ms: int) -> tuple[float, float, list[float]]:
@@ -85,7 +96,8 @@ def measure(body: bytes, rounds: int, now_ms: int) -> tuple[float, float, list[f
     def pipeline() -> None:
         parsed = parse_ingest(body, "application/json", None, limits, now_ms)
         plan = plan_writes(parsed.reports)
-        assert not plan.rejected and not parsed.rejected
+        assert not plan.rejected
+        assert not parsed.rejected
 
     for fn in (baseline, pipeline):  # warm the caches both have
         fn()
@@ -104,12 +116,16 @@ def measure(body: bytes, rounds: int, now_ms: int) -> tuple[float, float, list[f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--points", type=int, default=1000)
     args = parser.parse_args()
     now_ms = int(time.time() * 1000)
-    print(f"{'body':<34} {'bytes':>8} {'json.loads':>11} {'pipeline':>10} {'ratio (median, min-max)':>26}")
+    print(
+        f"{'body':<34} {'bytes':>8} {'json.loads':>11} {'pipeline':>10} {'ratio (median, min-max)':>26}"
+    )
     for name, body in (
         ("agent-shaped (avg/min/max/last)", agent_body(args.points, now_ms)),
         ("Contract 1 example point x1000", small_body(args.points, now_ms)),

@@ -62,7 +62,9 @@ def update(**overrides) -> HostUpdate:
 def test_first_and_later_posts_update_one_item(aws_services):
     store = aws_services.host_store
     first = update(
-        series={"cpu|cpu=total": SeriesLatest("cpu", {"cpu": "total"}, 1000, {"user": 3.25, "up": True})},
+        series={
+            "cpu|cpu=total": SeriesLatest("cpu", {"cpu": "total"}, 1000, {"user": 3.25, "up": True})
+        },
         services={"backup": ServiceLatest("critical", 1000, 90_000, "disk full", 97.5)},
     )
     store.record(first)
@@ -101,9 +103,12 @@ def test_retire_then_come_back(aws_services):
 def test_many_series_are_split_across_requests_but_all_land(aws_services):
     client = aws_services.clients.get("dynamodb")
     calls = []
-    client.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params))
+    client.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params)
+    )
     series = {
-        f"net|iface=eth{i}": SeriesLatest("net", {"iface": f"eth{i}"}, 1000, {"rx": float(i)}) for i in range(600)
+        f"net|iface=eth{i}": SeriesLatest("net", {"iface": f"eth{i}"}, 1000, {"rx": float(i)})
+        for i in range(600)
     }
     aws_services.host_store.record(update(series=series))
     assert len(calls) > 1
@@ -116,7 +121,9 @@ def test_an_item_dynamodb_refuses_still_records_the_heartbeat():
     client = boto3.client("dynamodb", region_name="us-east-1")
     store = DynamoDBHostStore(client, "hosts")
     stub = Stubber(client)
-    stub.add_client_error("update_item", "ValidationException", "Item size has exceeded the maximum allowed size")
+    stub.add_client_error(
+        "update_item", "ValidationException", "Item size has exceeded the maximum allowed size"
+    )
     stub.add_response("update_item", {})
     with stub:
         store.record(update(series={"m": SeriesLatest("m", {}, 1, {"v": 1.0})}))
@@ -133,7 +140,14 @@ def test_host_table_faults_are_backend_unavailable():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(3.25, Decimal("3.25")), (1e-200, Decimal(0)), (1e200, None), (10**130, None), (7, Decimal(7)), (-0.5, Decimal("-0.5"))],
+    [
+        (3.25, Decimal("3.25")),
+        (1e-200, Decimal(0)),
+        (1e200, None),
+        (10**130, None),
+        (7, Decimal(7)),
+        (-0.5, Decimal("-0.5")),
+    ],
 )
 def test_numbers_outside_dynamodbs_range(value, expected):
     assert ddb_number(value) == expected

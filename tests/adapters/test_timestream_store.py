@@ -16,7 +16,15 @@ NOW = 1_795_000_000_000
 
 def points(n: int, start: int = 0) -> list[Point]:
     return [
-        Point("cpu", NOW + i, {"cpu": str(i % 4)}, {"user": 1.5 + i, "idle": 90}, i, f"points[{i}]", True)
+        Point(
+            "cpu",
+            NOW + i,
+            {"cpu": str(i % 4)},
+            {"user": 1.5 + i, "idle": 90},
+            i,
+            f"points[{i}]",
+            True,
+        )
         for i in range(start, start + n)
     ]
 
@@ -47,13 +55,19 @@ def test_writes_reach_timestream_in_batches_of_100(aws_services):
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.timestreamwrite.models import timestreamwrite_backends
 
-    table = timestreamwrite_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].databases["fleetpulse-dev"].tables["metrics"]
+    table = (
+        timestreamwrite_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        .databases["fleetpulse-dev"]
+        .tables["metrics"]
+    )
     assert len(table.records) == 231
 
 
 def stubbed() -> tuple[TimestreamMetricStore, Stubber, list[float]]:
     client = boto3.client(
-        "timestream-write", region_name="us-east-1", endpoint_url="https://ingest.timestream.invalid"
+        "timestream-write",
+        region_name="us-east-1",
+        endpoint_url="https://ingest.timestream.invalid",
     )
     slept: list[float] = []
     store = TimestreamMetricStore(client, "db", "tbl", sleep=slept.append, max_wait=60)
@@ -71,7 +85,11 @@ def test_rejected_records_are_reported_per_point_and_the_rest_counts_as_written(
         modeled_fields={
             "RejectedRecords": [
                 {"RecordIndex": 1, "Reason": "The record timestamp is outside the time range"},
-                {"RecordIndex": 2, "Reason": "A record with a different value exists", "ExistingVersion": 1},
+                {
+                    "RecordIndex": 2,
+                    "Reason": "A record with a different value exists",
+                    "ExistingVersion": 1,
+                },
             ]
         },
     )
@@ -87,12 +105,16 @@ def test_throttling_is_retried_with_backoff_then_succeeds():
     store, stub, slept = stubbed()
     for _ in range(3):
         stub.add_client_error("write_records", "ThrottlingException", "Rate exceeded", 429)
-    stub.add_response("write_records", {"RecordsIngested": {"Total": 3, "MemoryStore": 3, "MagneticStore": 0}})
+    stub.add_response(
+        "write_records", {"RecordsIngested": {"Total": 3, "MemoryStore": 3, "MagneticStore": 0}}
+    )
     with stub:
         assert store.write([report(3)]) == []
     assert len(slept) == 3
     # exponential, jittered: each wait at most double the one before's ceiling
-    assert 0.05 <= slept[0] <= 0.1 and 0.1 <= slept[1] <= 0.2 and 0.2 <= slept[2] <= 0.4
+    assert 0.05 <= slept[0] <= 0.1
+    assert 0.1 <= slept[1] <= 0.2
+    assert 0.2 <= slept[2] <= 0.4
 
 
 def test_throttling_that_never_ends_is_backend_unavailable():
@@ -104,7 +126,9 @@ def test_throttling_that_never_ends_is_backend_unavailable():
     assert len(slept) == 4
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException", "InvalidEndpointException"])
+@pytest.mark.parametrize(
+    "code", ["AccessDeniedException", "ResourceNotFoundException", "InvalidEndpointException"]
+)
 def test_backend_faults_are_backend_unavailable(code):
     store, stub, _ = stubbed()
     stub.add_client_error("write_records", code, "nope", 400)
@@ -123,7 +147,10 @@ def test_a_validation_error_refuses_the_points_instead_of_failing_the_request():
 
 def test_what_the_planner_refuses_never_reaches_timestream():
     store, stub, _ = stubbed()
-    r = HostReport(host="h", points=[Point("m", NOW, {}, {f"f{i}": 1.0 for i in range(300)}, 0, "points[0]", True)])
+    r = HostReport(
+        host="h",
+        points=[Point("m", NOW, {}, {f"f{i}": 1.0 for i in range(300)}, 0, "points[0]", True)],
+    )
     with stub:  # no response queued: any call would fail the test
         rejected = store.write([r])
     assert "300 fields" in rejected[0].reason

@@ -24,7 +24,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_create_prints_the_token_once_and_stores_its_hash(tables, capsys):
-    status, out, err = run(capsys, "tokens", "create", "--scope", "host:web-1", "--name", "web-1 only")
+    status, out, err = run(
+        capsys, "tokens", "create", "--scope", "host:web-1", "--name", "web-1 only"
+    )
     assert status == 0
     token = out.strip()
     token_id = token_id_of(token)
@@ -43,11 +45,14 @@ def test_list_shows_ids_and_never_secrets_and_revoke_hides_them(tables, capsys):
     run(capsys, "tokens", "create", "--scope", "admin")
     status, out, _ = run(capsys, "tokens", "list")
     assert status == 0
-    assert created["token_id"] in out and "user-data" in out and "fleet" in out
+    assert created["token_id"] in out
+    assert "user-data" in out
+    assert "fleet" in out
     assert created["token"] not in out
 
     status, out, _ = run(capsys, "tokens", "revoke", created["token_id"])
-    assert status == 0 and "revoked" in out
+    assert status == 0
+    assert "revoked" in out
     _, out, _ = run(capsys, "tokens", "list")
     assert created["token_id"] not in out
     _, out, _ = run(capsys, "tokens", "list", "--all", "--json")

@@ -27,10 +27,23 @@ def contract_body() -> dict:
         "agent": {"name": "fleetpulse-agent", "version": "0.1.0"},
         "heartbeat": {"interval": 60, "state": "alive"},
         "points": [
-            {"measurement": "cpu", "time": t, "tags": {"cpu": "total"}, "fields": {"user": 3.2, "system": 1.1, "idle": 95.7}}
+            {
+                "measurement": "cpu",
+                "time": t,
+                "tags": {"cpu": "total"},
+                "fields": {"user": 3.2, "system": 1.1, "idle": 95.7},
+            }
         ],
         "events": [
-            {"service": "nginx", "status": "critical", "description": "5xx rate 12%", "time": t, "ttl": 120, "value": 12.0, "tags": ["http"]}
+            {
+                "service": "nginx",
+                "status": "critical",
+                "description": "5xx rate 12%",
+                "time": t,
+                "ttl": 120,
+                "value": 12.0,
+                "tags": ["http"],
+            }
         ],
     }
 
@@ -55,7 +68,11 @@ def test_contract_example_is_stored_with_its_host_item(api, fleet_token, capture
     cpu, event = capture.stored()
     assert dims(cpu) == {"host": "web-1.example.com", "role": "web", "env": "prod", "cpu": "total"}
     assert cpu["MeasureName"] == "cpu"
-    assert measures(cpu) == {"user": ("3.2", "DOUBLE"), "system": ("1.1", "DOUBLE"), "idle": ("95.7", "DOUBLE")}
+    assert measures(cpu) == {
+        "user": ("3.2", "DOUBLE"),
+        "system": ("1.1", "DOUBLE"),
+        "idle": ("95.7", "DOUBLE"),
+    }
     assert cpu["Time"] == str(body["points"][0]["time"])
     assert dims(event)["service"] == "nginx"
     assert measures(event)["status"] == ("critical", "VARCHAR")
@@ -70,13 +87,26 @@ def test_contract_example_is_stored_with_its_host_item(api, fleet_token, capture
 
 
 def test_vinli_and_numbat_shapes_end_to_end(api, fleet_token, capture):
-    vinli = {"data": [{"points": [{"fields": {"value": "2.98"}, "measurement": "load_average"}], "tags": {"hostname": "kube-1", "sample": "1_min"}}]}
-    assert api.post("/v1/ingest", vinli, token=fleet_token).json_body == {"accepted": 1, "rejected": []}
+    vinli = {
+        "data": [
+            {
+                "points": [{"fields": {"value": "2.98"}, "measurement": "load_average"}],
+                "tags": {"hostname": "kube-1", "sample": "1_min"},
+            }
+        ]
+    }
+    assert api.post("/v1/ingest", vinli, token=fleet_token).json_body == {
+        "accepted": 1,
+        "rejected": [],
+    }
     numbat = [
         {"host": "db-1", "service": "backup", "status": "okay", "time": now_ms(), "ttl": 90000},
         {"host": "db-2", "service": "backup", "status": "critical", "time": now_ms()},
     ]
-    assert api.post("/v1/ingest", numbat, token=fleet_token).json_body == {"accepted": 2, "rejected": []}
+    assert api.post("/v1/ingest", numbat, token=fleet_token).json_body == {
+        "accepted": 2,
+        "rejected": [],
+    }
     stored = capture.stored()
     load = stored[0]
     assert dims(load) == {"host": "kube-1", "sample": "1_min"}
@@ -98,11 +128,18 @@ def test_gzip_bodies_and_their_limits(api, fleet_token, capture):
     assert response.status_code == 413
     assert "inflates to more than" in response.json_body["error"]
 
-    response = api.post("/v1/ingest", token=fleet_token, raw=b"{}", headers={"Content-Encoding": "br"})
+    response = api.post(
+        "/v1/ingest", token=fleet_token, raw=b"{}", headers={"Content-Encoding": "br"}
+    )
     assert response.status_code == 415
-    response = api.post("/v1/ingest", token=fleet_token, raw=b"{}", headers={"Content-Type": "text/plain"})
+    response = api.post(
+        "/v1/ingest", token=fleet_token, raw=b"{}", headers={"Content-Type": "text/plain"}
+    )
     assert response.status_code == 415
-    assert response.json_body["error"] == "Content-Type 'text/plain' is not supported; send application/json"
+    assert (
+        response.json_body["error"]
+        == "Content-Type 'text/plain' is not supported; send application/json"
+    )
 
 
 def test_body_over_the_size_limit_is_413(api, fleet_token):
@@ -113,27 +150,46 @@ def test_body_over_the_size_limit_is_413(api, fleet_token):
 
 def test_bad_points_are_listed_and_the_rest_stored(api, fleet_token, capture):
     body = contract_body()
-    body["points"].append({"measurement": "cpu", "time": now_ms() - 48 * 3_600_000, "fields": {"user": 1}})
-    body["points"].append({"measurement": "cpu", "fields": {"user": "NaN"}, "tags": {"cpu": {"x": 1}}})
+    body["points"].append(
+        {"measurement": "cpu", "time": now_ms() - 48 * 3_600_000, "fields": {"user": 1}}
+    )
+    body["points"].append(
+        {"measurement": "cpu", "fields": {"user": "NaN"}, "tags": {"cpu": {"x": 1}}}
+    )
     response = api.post("/v1/ingest", body, token=fleet_token)
     assert response.status_code == 202
     result = response.json_body
     assert result["accepted"] == 2
-    assert [(r["index"], r["path"]) for r in result["rejected"]] == [(1, "points[1]"), (2, "points[2]")]
+    assert [(r["index"], r["path"]) for r in result["rejected"]] == [
+        (1, "points[1]"),
+        (2, "points[2]"),
+    ]
     assert "h old; the store accepts points up to 24 h old" in result["rejected"][0]["reason"]
-    assert "points[2].tags.cpu: tag value must be a string, got object" in result["rejected"][1]["reason"]
+    assert (
+        "points[2].tags.cpu: tag value must be a string, got object"
+        in result["rejected"][1]["reason"]
+    )
     assert len(capture.stored()) == 2
 
 
 def test_nothing_valid_is_a_400_naming_every_problem(api, fleet_token, capture):
     response = api.post(
         "/v1/ingest",
-        {"host": "h", "points": [{"measurement": "a b", "fields": {"x": 1}}, {"measurement": "m", "fields": []}]},
+        {
+            "host": "h",
+            "points": [
+                {"measurement": "a b", "fields": {"x": 1}},
+                {"measurement": "m", "fields": []},
+            ],
+        },
         token=fleet_token,
     )
     assert response.status_code == 400
     assert response.json_body["error"] == "no valid point or event in the request"
-    assert [d["path"] for d in response.json_body["details"]] == ["points[0].measurement", "points[1].fields"]
+    assert [d["path"] for d in response.json_body["details"]] == [
+        "points[0].measurement",
+        "points[1].fields",
+    ]
     assert capture.requests == []
 
 
@@ -170,7 +226,10 @@ def test_host_scoped_tokens_post_only_for_their_host(api, capture):
     assert response.status_code == 403
     assert "may not post for 'web-1.example.com'" in response.json_body["details"][0]["message"]
     # a list of events for two hosts needs the right to post for both
-    events = [{"host": "web-2", "service": "s", "status": "ok"}, {"host": "web-3", "service": "s", "status": "ok"}]
+    events = [
+        {"host": "web-2", "service": "s", "status": "ok"},
+        {"host": "web-3", "service": "s", "status": "ok"},
+    ]
     assert api.post("/v1/ingest", events, token=other).status_code == 403
     assert len(capture.requests) == 1
 
@@ -184,7 +243,9 @@ def test_admin_tokens_and_the_influx_token_scheme_are_accepted(api):
 
 
 def test_a_failing_backend_is_503_with_retry_after(api, fleet_token):
-    api.services.clients.get("timestream-write").delete_table(DatabaseName="fleetpulse-dev", TableName="metrics")
+    api.services.clients.get("timestream-write").delete_table(
+        DatabaseName="fleetpulse-dev", TableName="metrics"
+    )
     response = api.post("/v1/ingest", contract_body(), token=fleet_token)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
@@ -216,8 +277,14 @@ def test_tokens_never_reach_the_logs(api, capsys, caplog):
     api.post("/v1/ingest", contract_body(), token=token + "x")
     api.services.token_store.revoke(revoked_id, datetime.now(UTC))
     api.post("/v1/ingest", contract_body(), token=token)
-    api.services.clients.get("timestream-write").delete_table(DatabaseName="fleetpulse-dev", TableName="metrics")
-    api.post("/v1/ingest", contract_body(), headers={"Authorization": f"Bearer {add_token(api.services, 'fleet')}"})
+    api.services.clients.get("timestream-write").delete_table(
+        DatabaseName="fleetpulse-dev", TableName="metrics"
+    )
+    api.post(
+        "/v1/ingest",
+        contract_body(),
+        headers={"Authorization": f"Bearer {add_token(api.services, 'fleet')}"},
+    )
     out = capsys.readouterr()
     logged = out.out + out.err + caplog.text
     assert "backend unavailable" in logged  # logs were captured at all
@@ -230,7 +297,11 @@ def test_metrics_count_points_and_statuses(api, fleet_token, capsys, monkeypatch
     body["points"].append({"measurement": "cpu", "time": 1, "fields": {"x": 1}})
     api.post("/v1/ingest", body, token=fleet_token)
     api.post("/v1/ingest", body)
-    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    blobs = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
     assert blobs[0]["PointsAccepted"] == [2.0]
     assert blobs[0]["PointsRejected"] == [1.0]
     assert blobs[0]["Status202"] == [1.0]
@@ -239,17 +310,35 @@ def test_metrics_count_points_and_statuses(api, fleet_token, capsys, monkeypatch
 
 json_bodies = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(
-        st.sampled_from(["host", "points", "events", "fields", "tags", "time", "measurement", "data", "service", "status", "heartbeat"]),
-        children,
-        max_size=5,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "host",
+                    "points",
+                    "events",
+                    "fields",
+                    "tags",
+                    "time",
+                    "measurement",
+                    "data",
+                    "service",
+                    "status",
+                    "heartbeat",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=25,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=json_bodies | st.builds(lambda b: b, st.binary(max_size=200)), gz=st.booleans())
 def test_any_body_gets_a_2xx_or_4xx_never_a_5xx(memory_api, body, gz):
     token = memory_api.token("fleet")

@@ -41,7 +41,9 @@ class WriteRecordsCapture:
 
     def __init__(self, client: Any) -> None:
         self.requests: list[dict[str, Any]] = []
-        client.meta.events.register("provide-client-params.timestream-write.WriteRecords", self._capture)
+        client.meta.events.register(
+            "provide-client-params.timestream-write.WriteRecords", self._capture
+        )
 
     def _capture(self, params: dict[str, Any], **_: Any) -> None:
         self.requests.append(params)

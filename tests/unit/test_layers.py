@@ -37,5 +37,7 @@ def test_importing_the_app_loads_no_aws_sdk_or_http_client():
     # `botocore` package for its user agent, which costs nothing.
     heavy = ("boto3", "botocore.session", "botocore.client", "requests", "yaml", "urllib3")
     code = f"import sys, app; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""

@@ -28,7 +28,9 @@ def pt(i: int = 0, **kw: object) -> Point:
     }
     defaults.update(kw)
     p = Point(**defaults)  # type: ignore[arg-type]
-    p.numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in p.fields.values())
+    p.numeric = all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in p.fields.values()
+    )
     return p
 
 
@@ -104,7 +106,15 @@ def test_measure_count_and_record_size_limits():
 
 
 def test_long_and_empty_strings():
-    plan = plan_writes([report(pt(0, fields={"s": "x" * 2049}), pt(1, fields={"s": ""}), pt(2, fields={"s": "", "v": 1}))])
+    plan = plan_writes(
+        [
+            report(
+                pt(0, fields={"s": "x" * 2049}),
+                pt(1, fields={"s": ""}),
+                pt(2, fields={"s": "", "v": 1}),
+            )
+        ]
+    )
     reasons = {r.index: r.reason for r in plan.rejected}
     assert "longer than 2048 bytes" in reasons[0]
     assert "no field with a value to store" in reasons[1]
@@ -113,7 +123,9 @@ def test_long_and_empty_strings():
 
 
 def test_same_series_and_instant_twice_in_one_request():
-    plan = plan_writes([report(pt(0, time_ms=NOW), pt(1, time_ms=NOW), pt(2, time_ms=NOW, fields={"user": 9.0}))])
+    plan = plan_writes(
+        [report(pt(0, time_ms=NOW), pt(1, time_ms=NOW), pt(2, time_ms=NOW, fields={"user": 9.0}))]
+    )
     assert sum(len(r.records) for r in plan.requests) == 1  # the exact repeat is dropped quietly
     [conflict] = plan.rejected
     assert conflict.index == 2
@@ -122,7 +134,11 @@ def test_same_series_and_instant_twice_in_one_request():
 
 def test_events_are_written_as_points_of_the_event_measurement():
     r = report()
-    r.events.append(Event("backup", EventStatus.CRITICAL, NOW, 90000, "disk full", 97.5, ("cron",), 0, "events[0]"))
+    r.events.append(
+        Event(
+            "backup", EventStatus.CRITICAL, NOW, 90000, "disk full", 97.5, ("cron",), 0, "events[0]"
+        )
+    )
     [request] = plan_writes([r]).requests
     [record] = request.records
     assert record["MeasureName"] == "event"
@@ -138,11 +154,15 @@ def test_events_are_written_as_points_of_the_event_measurement():
 
 def record_bytes(record: dict) -> int:
     dims = sum(len(d["Name"].encode()) + len(d["Value"].encode()) for d in record["Dimensions"])
-    values = sum(len(m["Name"].encode()) + len(m["Value"].encode()) for m in record["MeasureValues"])
+    values = sum(
+        len(m["Name"].encode()) + len(m["Value"].encode()) for m in record["MeasureValues"]
+    )
     return dims + values + len(record["MeasureName"].encode()) + len(record["Time"])
 
 
-tag_values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=120)
+tag_values = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=120
+)
 
 
 @settings(max_examples=150)
@@ -152,7 +172,8 @@ tag_values = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), mi
             st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), tag_values, max_size=12),
             st.dictionaries(
                 st.from_regex(r"[a-z_]{1,40}", fullmatch=True),
-                st.floats(allow_nan=False, allow_infinity=False) | st.text(min_size=1, max_size=300),
+                st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(min_size=1, max_size=300),
                 min_size=1,
                 max_size=80,
             ),

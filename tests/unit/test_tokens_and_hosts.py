@@ -34,12 +34,19 @@ def test_minted_tokens_carry_their_id_and_only_a_hash_is_kept():
     assert token not in repr(record)
     assert verify(record, token)
     assert not verify(record, token[:-1] + ("A" if token[-1] != "A" else "B"))
-    assert not verify(TokenRecord(token_id, token_hash(token), Scope.parse("fleet"), "", NOW, revoked_at=NOW), token)
+    assert not verify(
+        TokenRecord(token_id, token_hash(token), Scope.parse("fleet"), "", NOW, revoked_at=NOW),
+        token,
+    )
     other_id, other = mint(os.urandom(ID_BYTES + SECRET_BYTES))
-    assert other_id != token_id and other != token
+    assert other_id != token_id
+    assert other != token
 
 
-@pytest.mark.parametrize("bad", ["", "fp_x_y", "Bearer abc", "fp_" + "a" * 12 + "_short", "xx_" + "a" * 12 + "_" + "b" * 43])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "fp_x_y", "Bearer abc", "fp_" + "a" * 12 + "_short", "xx_" + "a" * 12 + "_" + "b" * 43],
+)
 def test_malformed_tokens_have_no_id(bad):
     assert token_id_of(bad) is None
 
@@ -47,9 +54,12 @@ def test_malformed_tokens_have_no_id(bad):
 def test_scopes():
     assert Scope.parse("fleet").may_post_for("anything")
     host = Scope.parse("host:web-1")
-    assert host.kind is ScopeKind.HOST and str(host) == "host:web-1"
-    assert host.may_post_for("web-1") and not host.may_post_for("web-2")
-    assert Scope.parse("admin").is_admin and not Scope.parse("fleet").is_admin
+    assert host.kind is ScopeKind.HOST
+    assert str(host) == "host:web-1"
+    assert host.may_post_for("web-1")
+    assert not host.may_post_for("web-2")
+    assert Scope.parse("admin").is_admin
+    assert not Scope.parse("fleet").is_admin
     for bad in ("root", "host:", "host", "fleet:x"):
         with pytest.raises(ValueError, match="scope must be"):
             Scope.parse(bad)
@@ -57,7 +67,14 @@ def test_scopes():
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Token abc", "abc"), ("Basic abc", None), ("Bearer", None), (None, None)],
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Token abc", "abc"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        (None, None),
+    ],
 )
 def test_authorization_header_parsing(header, expected):
     assert bearer_token(header) == expected
@@ -95,7 +112,9 @@ def test_host_update_keeps_the_newest_value_per_series_and_skips_backlog():
 
 
 def test_shutdown_retires_the_host():
-    update = host_update(HostReport(host="h", state=HeartbeatState.SHUTDOWN), NOW + timedelta(seconds=1))
+    update = host_update(
+        HostReport(host="h", state=HeartbeatState.SHUTDOWN), NOW + timedelta(seconds=1)
+    )
     assert update.state is HostState.RETIRED
 
 
