@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from chalicelib.core.alert_message import AlertMessage
 from chalicelib.core.hosts import HostUpdate
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.tokens import TokenRecord
@@ -46,4 +47,10 @@ class TokenStore(Protocol):
 class HostStore(Protocol):
     def record(self, update: HostUpdate) -> None:
         """Apply one post's heartbeat facts and latest values to the host's item."""
+        ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, message: AlertMessage) -> None:
+        """Publish one alert transition (Contract 2). Raises BackendUnavailable on failure."""
         ...
