@@ -29,6 +29,9 @@ from chalicelib.core.models import HostReport, Point, Rejection
 RECORD_OVERHEAD_BYTES = 16
 # repr() of a float or a 64-bit int never takes more characters than this.
 _MAX_NUMBER_TEXT = 24
+# Field names longer than this are refused by validation (Limits.max_name_bytes
+# can only lower it); the fast size bound relies on it.
+MAX_FIELD_NAME_BYTES = 128
 
 Record = dict[str, Any]
 
@@ -87,44 +90,47 @@ def _plan_report(
     # they go in calls of their own carrying every dimension per record.
     override_common = {"MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS"}
     open_requests = {False: WriteRequest(common), True: WriteRequest(override_common)}
-    # Points of one report mostly repeat a few tag sets (cpu=total, mount=/): each
-    # set's dimensions are built, measured and checked once.
-    series: dict[tuple[tuple[str, str], ...], _Series] = {}
-    seen: dict[tuple[str, int, int], tuple[Point, list[dict[str, str]]]] = {}
+    # Points of one report mostly repeat a few series (cpu with cpu=total, disk
+    # with mount=/): each series' dimensions are built, measured and checked once.
+    series: dict[tuple[str, tuple[tuple[str, str], ...]], _Series] = {}
+    time_text: dict[int, str] = {}
     for p in points:
-        tag_key = tuple(p.tags.items())
-        s = series.get(tag_key)
+        key = (p.measurement, tuple(p.tags.items()))
+        s = series.get(key)
         if s is None:
-            s = series[tag_key] = _Series(p.tags, host_tags, common_bytes)
+            s = series[key] = _Series(p.measurement, p.tags, host_tags, common_bytes)
         reason = s.reason
         fields = p.fields
-        if reason is None and len(fields) > TIMESTREAM_MAX_MEASURES_PER_RECORD:
-            reason = f"{len(fields)} fields; Timestream allows {TIMESTREAM_MAX_MEASURES_PER_RECORD} per record"
+        n_fields = len(fields)
+        if reason is None and n_fields > TIMESTREAM_MAX_MEASURES_PER_RECORD:
+            reason = f"{n_fields} fields; Timestream allows {TIMESTREAM_MAX_MEASURES_PER_RECORD} per record"
         if reason is None:
-            fixed = s.dims_bytes + len(p.measurement) + RECORD_OVERHEAD_BYTES
             if p.numeric:
                 measures = [
                     {"Name": k, "Value": repr(v), "Type": "DOUBLE"} for k, v in fields.items()
                 ]
-                # A number's text is at most 24 characters: measure exactly only near the limit.
-                size = fixed + sum(map(len, fields)) + _MAX_NUMBER_TEXT * len(measures)
-                if size > TIMESTREAM_MAX_RECORD_BYTES:
-                    size = fixed + sum(len(m["Name"]) + len(m["Value"]) for m in measures)
+                # A number's text is at most 24 characters and a field name at most
+                # MAX_FIELD_NAME_BYTES: only a wide point can reach the limit.
+                if n_fields > s.safe_numeric_fields:
+                    size = s.fixed_bytes + sum(map(len, fields)) + _MAX_NUMBER_TEXT * n_fields
+                    if size > TIMESTREAM_MAX_RECORD_BYTES:
+                        size = s.fixed_bytes + sum(
+                            len(m["Name"]) + len(m["Value"]) for m in measures
+                        )
+                        if size > TIMESTREAM_MAX_RECORD_BYTES:
+                            reason = _too_big(size)
             else:
                 measures, size, reason = _measures(p)
-                size += fixed
-            if reason is None and size > TIMESTREAM_MAX_RECORD_BYTES:
-                reason = (
-                    f"the record would be about {size} bytes; Timestream allows "
-                    f"{TIMESTREAM_MAX_RECORD_BYTES} (fewer fields or shorter tags)"
-                )
+                size += s.fixed_bytes
+                if reason is None and size > TIMESTREAM_MAX_RECORD_BYTES:
+                    reason = _too_big(size)
         if reason is not None:
             rejected.append(Rejection(p.index, p.path, f"{p.path}: {reason}"))
             continue
-        # Same series, measure and instant twice in one request: an exact repeat
-        # is harmless, a different value would be refused by Timestream.
-        key = (p.measurement, p.time_ms, id(s))
-        earlier = seen.get(key)
+        # Same series and instant twice in one request: an exact repeat is
+        # harmless, a different value would be refused by Timestream.
+        t = p.time_ms
+        earlier = s.seen.get(t)
         if earlier is not None:
             first, first_measures = earlier
             if first_measures != measures:
@@ -136,7 +142,10 @@ def _plan_report(
                     )
                 )
             continue
-        seen[key] = (p, measures)
+        s.seen[t] = (p, measures)
+        text = time_text.get(t)
+        if text is None:
+            text = time_text[t] = str(t)
         target = open_requests[s.overrides]
         if len(target.records) == TIMESTREAM_MAX_RECORDS_PER_WRITE:
             requests.append(target)
@@ -146,19 +155,37 @@ def _plan_report(
                 "Dimensions": s.dims,
                 "MeasureName": p.measurement,
                 "MeasureValues": measures,
-                "Time": str(p.time_ms),
+                "Time": text,
             }
         )
         target.sources.append(p)
     requests.extend(r for r in open_requests.values() if r.records)
 
 
+def _too_big(size: int) -> str:
+    return (
+        f"the record would be about {size} bytes; Timestream allows "
+        f"{TIMESTREAM_MAX_RECORD_BYTES} (fewer fields or shorter tags)"
+    )
+
+
 class _Series:
     """One tag set's dimensions: built, measured and checked once per report."""
 
-    __slots__ = ("dims", "dims_bytes", "overrides", "reason")
+    __slots__ = (
+        "dims",
+        "dims_bytes",
+        "fixed_bytes",
+        "overrides",
+        "reason",
+        "safe_numeric_fields",
+        "seen",
+    )
 
-    def __init__(self, tags: dict[str, str], host_tags: dict[str, str], common_bytes: int) -> None:
+    def __init__(
+        self, measurement: str, tags: dict[str, str], host_tags: dict[str, str], common_bytes: int
+    ) -> None:
+        self.seen: dict[int, tuple[Point, list[dict[str, str]]]] = {}
         self.overrides = not host_tags.keys().isdisjoint(tags)
         if self.overrides:
             merged = {**host_tags, **tags}
@@ -169,6 +196,13 @@ class _Series:
             n_dims = len(host_tags) + len(tags)
             self.dims_bytes = common_bytes + sum(len(k) + len(v.encode()) for k, v in tags.items())
             self.dims = [{"Name": k, "Value": v} for k, v in tags.items()]
+        self.fixed_bytes = self.dims_bytes + len(measurement) + RECORD_OVERHEAD_BYTES
+        # How many numeric fields always fit, whatever their names (≤ 128 bytes each).
+        self.safe_numeric_fields = max(
+            0,
+            (TIMESTREAM_MAX_RECORD_BYTES - self.fixed_bytes)
+            // (MAX_FIELD_NAME_BYTES + _MAX_NUMBER_TEXT),
+        )
         self.reason: str | None = None
         if n_dims > TIMESTREAM_MAX_DIMENSIONS:
             self.reason = (
