@@ -49,6 +49,38 @@ class Outcome(enum.StrEnum):
     INVALID = "invalid"  # not a Contract 2 message: dropped, never retried
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One SNS message for one channel: the unit the ledger dedups and records."""
+
+    message_id: str  # the SNS MessageId: SNS redelivers a message under the same one
+    channel: Channel
+    message: AlertMessage
+
+
+class ClaimStatus(enum.StrEnum):
+    CLAIMED = "claimed"  # this invocation delivers it
+    DONE = "done"  # an earlier delivery of the same message finished: nothing to do
+    BUSY = "busy"  # another invocation holds a live lease on it
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    status: ClaimStatus
+    claim_id: str = ""  # proves the lease when finishing
+    previous: DeliveryState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """How a claimed delivery ended, as the ledger records it."""
+
+    state: DeliveryState
+    attempts: int = 0  # HTTP attempts in this invocation
+    response_code: int | None = None  # the last HTTP status received
+    error: str | None = None  # never holds a secret
+
+
 class DeliveryError(Exception):
     """A notifier could not deliver. `permanent` says whether trying again can help.
 
