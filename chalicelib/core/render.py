@@ -27,7 +27,8 @@ SLACK_CONTEXT_TEXT_MAX = 3000
 SLACK_MAX_CONTEXT_ELEMENTS = 10
 SLACK_TEXT_MAX = 3000  # the notification fallback; Slack allows more, nobody reads more
 
-# PagerDuty Events API v2 limits.
+# PagerDuty Events API v2.
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SUMMARY_MAX = 1024
 PAGERDUTY_DEDUP_KEY_MAX = 255
 PAGERDUTY_CLIENT = "fleetpulse"
