@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from chalicelib.core.alert_message import AlertMessage
 from chalicelib.core.hosts import HostUpdate
@@ -94,4 +94,8 @@ class DeliveryLedger(Protocol):
 
     def episode(self, dedup_key: str, channel: Channel) -> Episode:
         """What `channel` has already been sent for the episode `dedup_key`."""
+        ...
+
+    def delivery(self, message_id: str, channel: Channel) -> dict[str, Any] | None:
+        """The recorded delivery as plain values (state, attempts, response_code, error...)."""
         ...
