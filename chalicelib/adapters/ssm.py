@@ -50,7 +50,8 @@ class SSMParameters:
             raise SecretUnavailable(f"SSM parameter {name}: {code}") from None
         except BotoCoreError as exc:
             raise SecretUnavailable(f"SSM parameter {name}: {type(exc).__name__}") from None
-        value = response["Parameter"].get("Value", "")
+        # `put-parameter --value file://...` keeps the file's final newline.
+        value = response["Parameter"].get("Value", "").strip()
         if not value:
             raise SecretUnavailable(f"SSM parameter {name} is empty")
         return value

@@ -173,9 +173,10 @@ def slack_message(notification: Notification, status_page_url: str | None = None
     state = _state_label(notification)
     header = truncate(f"{icon} [{state}] {message['summary']}", SLACK_HEADER_MAX)
     # `text` is mrkdwn: unescaped, a host named `<!channel>` would ping everyone.
-    text = truncate(
-        slack_escape(f"[{state}] {message['summary']} ({message['host']})"), SLACK_TEXT_MAX
-    )
+    fallback = f"[{state}] {message['summary']}"
+    if message["host"] not in message["summary"]:
+        fallback += f" ({message['host']})"
+    text = truncate(slack_escape(fallback), SLACK_TEXT_MAX)
 
     duration = firing_for(message, notification.now)
     started_at = parse_instant(message["started_at"])

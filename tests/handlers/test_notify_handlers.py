@@ -42,7 +42,7 @@ def test_slack_receives_the_block_kit_message_on_the_secret_webhook(rig):
     assert request.path == SLACK_SECRET_PATH
     assert request.headers["Content-Type"] == "application/json"
     assert request.json == slack_message(Notification(alert(), NOW))
-    assert request.json["text"] == "[CRITICAL] Disk / at 97% on web-1 (web-1)"
+    assert request.json["text"] == "[CRITICAL] Disk / at 97% on web-1"
     assert set(request.json) == {"text", "blocks"}
     record = rig.delivery("m-1", "slack")
     assert record["state"] == "sent"

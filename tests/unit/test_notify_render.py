@@ -58,7 +58,7 @@ def all_text(body) -> str:
 
 def test_slack_firing_message_shows_severity_host_rule_value_duration_and_links():
     body = slack_message(Notification(alert(), NOW), "https://status.example/status")
-    assert body["text"] == "[CRITICAL] Disk / at 97% on web-1 (web-1)"
+    assert body["text"] == "[CRITICAL] Disk / at 97% on web-1"
     [header] = blocks_of(body, "header")
     assert header["text"] == {
         "type": "plain_text",
