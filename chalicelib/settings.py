@@ -69,9 +69,10 @@ class NotifySettings:
     # Lambdas' timeout (30 s) leaves room for the ledger around it.
     deadline: timedelta = timedelta(seconds=20)
     max_attempts: int = 5
-    # Longer than the notifier Lambdas' timeout: a live invocation never loses
-    # its claim, and a crashed one's claim frees up before Lambda's first retry.
-    lease: timedelta = timedelta(seconds=60)
+    # Longer than the notifier Lambdas' timeout (30 s): a live invocation never
+    # loses its claim. Shorter than the minute before Lambda's first retry: a
+    # crashed invocation's claim is free again when the retry comes.
+    lease: timedelta = timedelta(seconds=45)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], stage: str) -> NotifySettings:
@@ -100,7 +101,7 @@ class NotifySettings:
         if max_attempts < 1:
             raise SettingsError("FLEETPULSE_NOTIFY_MAX_ATTEMPTS must be 1 or more")
         deadline = seconds("FLEETPULSE_NOTIFY_DEADLINE_SECONDS", 20)
-        lease = seconds("FLEETPULSE_LEDGER_LEASE_SECONDS", 60)
+        lease = seconds("FLEETPULSE_LEDGER_LEASE_SECONDS", 45)
         if lease <= deadline:
             raise SettingsError(
                 "FLEETPULSE_LEDGER_LEASE_SECONDS must be longer than FLEETPULSE_NOTIFY_DEADLINE_SECONDS"

@@ -157,7 +157,14 @@ class NotifyService:
         notification = Notification(
             message, self.clock(), reminder=episode.firing_sent if firing else 0
         )
-        record = self._send_with_retries(self.notifiers[channel](), notification, context)
+        try:
+            record = self._send_with_retries(self.notifiers[channel](), notification, context)
+        except Exception as exc:
+            # A bug, not a refusal: free the claim now so Lambda's retry can
+            # take it, instead of waiting for the lease to run out.
+            failed = DeliveryRecord(DeliveryState.FAILED_TEMPORARY, error=type(exc).__name__)
+            self.ledger.finish(delivery, claim, failed, self.clock())
+            raise
         self.ledger.finish(delivery, claim, record, self.clock())
         result = {**context, "attempts": record.attempts, "response_code": record.response_code}
         if record.state is DeliveryState.SENT:

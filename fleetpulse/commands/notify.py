@@ -7,11 +7,14 @@ import json
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.alert_message import AlertMessage, Severity
 from chalicelib.core.notify import Channel, Delivery, Outcome
 from fleetpulse.commands import common
+
+if TYPE_CHECKING:
+    from chalicelib.wiring import Services
 
 DELIVERED_CHANNELS = (Channel.SLACK.value, Channel.PAGERDUTY.value)
 
@@ -112,7 +115,7 @@ def send_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliver(svc: Any, channel: Channel, message: AlertMessage, what: str) -> None:
+def _deliver(svc: Services, channel: Channel, message: AlertMessage, what: str) -> None:
     from chalicelib.services.notify import DeliveryIncomplete
 
     message_id = f"{message['alert_id']}-{message['status']}"
@@ -155,7 +158,7 @@ def _test_via_sns(args: argparse.Namespace, message: AlertMessage) -> int:
     return 0
 
 
-def _topic_arn(svc: Any) -> str:
+def _topic_arn(svc: Services) -> str:
     """The alerts topic's ARN: configured, given as the topic, or found by name."""
     settings = svc.settings
     if settings.alerts_topic_arn:

@@ -365,3 +365,23 @@ def test_secrets_never_reach_the_logs_or_the_ledger(rig, caplog):
     assert "[redacted]" in stored
     assert "s3cr3tW3bh00k" not in stored
     assert ROUTING_KEY not in stored
+
+
+def test_an_unexpected_error_frees_the_claim_for_lambdas_retry(rig):
+    class Broken:
+        channel = Channel.SLACK
+
+        def send(self, notification, budget):
+            raise RuntimeError("a bug")
+
+    working = rig.services.notifications.notifiers
+    rig.services.notifications.notifiers = {Channel.SLACK: Broken}
+    event = sns_event(alert(), "m-1")
+    with pytest.raises(RuntimeError):
+        rig.invoke("notify_slack", event)
+    assert rig.delivery("m-1", "slack")["state"] == "failed-temporary"
+    assert rig.delivery("m-1", "slack")["error"] == "RuntimeError"
+
+    rig.services.notifications.notifiers = working
+    rig.invoke("notify_slack", event)  # the retry, right away: no lease in the way
+    assert len(rig.slack.received) == 1

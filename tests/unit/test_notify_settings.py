@@ -19,7 +19,7 @@ def test_defaults_follow_the_stage():
     assert notify.pagerduty_url == "https://events.pagerduty.com/v2/enqueue"
     assert notify.slack_webhook_url is None
     assert notify.deadline == timedelta(seconds=20)
-    assert notify.lease == timedelta(seconds=60)
+    assert notify.lease == timedelta(seconds=45)
     assert notify.routes == {
         Channel.SLACK: {Severity.CRITICAL, Severity.WARNING, Severity.INFO},
         Channel.PAGERDUTY: {Severity.CRITICAL},
