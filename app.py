@@ -12,11 +12,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Chalice, ConvertToMiddleware, Response  # type: ignore[attr-defined]
+from chalice.app import SNSEvent
 
+from chalicelib.core.notify import Channel, Outcome
+from chalicelib.settings import alerts_topic_name
 from chalicelib.web import body_bytes, current_request, handle_errors, header, json_response
 from chalicelib.wiring import services
 
 app = Chalice(app_name="fleetpulse")
+# A topic name (same account and region as the function) or an ARN; read at
+# import, which `chalice deploy` does with the stage's environment variables set.
+ALERTS_TOPIC = alerts_topic_name(os.environ)
 logger = Logger(service="fleetpulse")
 metrics = Metrics(namespace="fleetpulse", service="fleetpulse")
 
@@ -65,3 +71,30 @@ def ingest() -> Response:
     metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     return json_response(202, result.as_json())
+
+
+@app.on_sns_message(topic=ALERTS_TOPIC)
+def notify_slack(event: SNSEvent) -> None:
+    notify(event, Channel.SLACK)
+
+
+@app.on_sns_message(topic=ALERTS_TOPIC)
+def notify_pagerduty(event: SNSEvent) -> None:
+    notify(event, Channel.PAGERDUTY)
+
+
+def notify(event: SNSEvent, channel: Channel) -> None:
+    """Deliver the event's alert to `channel`; raising makes Lambda retry the event."""
+    metrics.add_dimension(name="channel", value=channel.value)
+    try:
+        outcomes = services().notifications.handle_sns_event(event.to_dict(), channel)
+    except Exception:
+        metrics.add_metric(name="NotificationsRetried", unit=MetricUnit.Count, value=1)
+        raise
+    for outcome in outcomes:
+        metrics.add_metric(name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1)
+
+
+OUTCOME_METRICS = {
+    o: "Notifications" + "".join(w.capitalize() for w in o.value.split("-")) for o in Outcome
+}

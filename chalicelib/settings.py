@@ -7,11 +7,126 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from chalicelib.core.alert_message import Severity
 from chalicelib.core.limits import Limits
+from chalicelib.core.notify import Channel
+from chalicelib.core.render import PAGERDUTY_EVENTS_URL
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+# Which severities each channel takes (SNS filter policies on `severity`, and
+# a guard in the notifier Lambdas): docs/NOTIFICATIONS.md, Routing.
+DEFAULT_ROUTES: dict[Channel, frozenset[Severity]] = {
+    Channel.SLACK: frozenset(Severity),
+    Channel.PAGERDUTY: frozenset({Severity.CRITICAL}),
+    Channel.EMAIL: frozenset({Severity.CRITICAL, Severity.WARNING}),
+}
+
+
+def alerts_topic_name(env: Mapping[str, str]) -> str:
+    """The alerts topic's name (or ARN). app.py reads it at import: `chalice deploy`
+    sets the stage's environment variables before importing the app."""
+    stage = env.get("FLEETPULSE_STAGE") or "dev"
+    return env.get("FLEETPULSE_ALERTS_TOPIC") or f"fleetpulse-{stage}-alerts"
+
+
+def parse_severities(var: str, value: str) -> frozenset[Severity]:
+    """`critical,warning`, `all` or `none`."""
+    words = {w.strip().lower() for w in value.split(",") if w.strip()}
+    if words == {"all"}:
+        return frozenset(Severity)
+    if words in ({"none"}, set()):
+        return frozenset()
+    known = {s.value for s in Severity}
+    unknown = sorted(words - known)
+    if unknown:
+        raise SettingsError(
+            f"{var}: unknown severity {', '.join(unknown)} (use {', '.join(sorted(known))}, all or none)"
+        )
+    return frozenset(Severity(w) for w in words)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The notifier Lambdas and the routing of alerts to channels."""
+
+    alerts_topic: str = "fleetpulse-dev-alerts"
+    # A literal webhook URL (the local stack, tests); otherwise it is read from SSM.
+    slack_webhook_url: str | None = None
+    slack_webhook_param: str = "/fleetpulse/dev/slack-webhook-url"
+    pagerduty_url: str = PAGERDUTY_EVENTS_URL
+    pagerduty_routing_key_param: str = "/fleetpulse/dev/pagerduty-routing-key"
+    status_page_url: str | None = None
+    routes: Mapping[Channel, frozenset[Severity]] = field(default_factory=lambda: DEFAULT_ROUTES)
+    alert_emails: tuple[str, ...] = ()
+    failure_queue: str = "fleetpulse-dev-notify-failures"
+    connect_timeout: timedelta = timedelta(seconds=3.05)
+    read_timeout: timedelta = timedelta(seconds=5)
+    # The whole delivery (attempts and waits) in one invocation; the notifier
+    # Lambdas' timeout (30 s) leaves room for the ledger around it.
+    deadline: timedelta = timedelta(seconds=20)
+    max_attempts: int = 5
+    # Longer than the notifier Lambdas' timeout (30 s): a live invocation never
+    # loses its claim. Shorter than the minute before Lambda's first retry: a
+    # crashed invocation's claim is free again when the retry comes.
+    lease: timedelta = timedelta(seconds=45)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], stage: str) -> NotifySettings:
+        def seconds(var: str, default: float) -> timedelta:
+            raw = env.get(var)
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                raise SettingsError(f"{var} must be a number of seconds, got {raw!r}") from None
+            if value <= 0:
+                raise SettingsError(f"{var} must be more than 0")
+            return timedelta(seconds=value)
+
+        routes = {
+            channel: parse_severities(var, env[var]) if var in env else DEFAULT_ROUTES[channel]
+            for channel, var in (
+                (Channel.SLACK, "FLEETPULSE_ROUTE_SLACK"),
+                (Channel.PAGERDUTY, "FLEETPULSE_ROUTE_PAGERDUTY"),
+                (Channel.EMAIL, "FLEETPULSE_ROUTE_EMAIL"),
+            )
+        }
+        try:
+            max_attempts = int(env.get("FLEETPULSE_NOTIFY_MAX_ATTEMPTS") or 5)
+        except ValueError:
+            raise SettingsError("FLEETPULSE_NOTIFY_MAX_ATTEMPTS must be a whole number") from None
+        if max_attempts < 1:
+            raise SettingsError("FLEETPULSE_NOTIFY_MAX_ATTEMPTS must be 1 or more")
+        deadline = seconds("FLEETPULSE_NOTIFY_DEADLINE_SECONDS", 20)
+        lease = seconds("FLEETPULSE_LEDGER_LEASE_SECONDS", 45)
+        if lease <= deadline:
+            raise SettingsError(
+                "FLEETPULSE_LEDGER_LEASE_SECONDS must be longer than FLEETPULSE_NOTIFY_DEADLINE_SECONDS"
+            )
+        return cls(
+            alerts_topic=alerts_topic_name(env),
+            slack_webhook_url=env.get("FLEETPULSE_SLACK_WEBHOOK_URL") or None,
+            slack_webhook_param=env.get("FLEETPULSE_SLACK_WEBHOOK_PARAM")
+            or f"/fleetpulse/{stage}/slack-webhook-url",
+            pagerduty_url=env.get("FLEETPULSE_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL,
+            pagerduty_routing_key_param=env.get("FLEETPULSE_PAGERDUTY_ROUTING_KEY_PARAM")
+            or f"/fleetpulse/{stage}/pagerduty-routing-key",
+            status_page_url=env.get("FLEETPULSE_STATUS_PAGE_URL") or None,
+            routes=routes,
+            alert_emails=tuple(
+                e.strip() for e in env.get("FLEETPULSE_ALERT_EMAILS", "").split(",") if e.strip()
+            ),
+            failure_queue=env.get("FLEETPULSE_NOTIFY_FAILURE_QUEUE")
+            or f"fleetpulse-{stage}-notify-failures",
+            connect_timeout=seconds("FLEETPULSE_NOTIFY_CONNECT_TIMEOUT_SECONDS", 3.05),
+            read_timeout=seconds("FLEETPULSE_NOTIFY_READ_TIMEOUT_SECONDS", 5),
+            deadline=deadline,
+            max_attempts=max_attempts,
+            lease=lease,
+        )
 
 
 @dataclass(frozen=True)
@@ -30,6 +145,7 @@ class Settings:
     timestream_table: str = "metrics"
     token_cache: timedelta = timedelta(seconds=60)
     limits: Limits = field(default_factory=Limits)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,4 +180,5 @@ class Settings:
             timestream_table=name("FLEETPULSE_TIMESTREAM_TABLE", "metrics"),
             token_cache=timedelta(seconds=cache_s),
             limits=limits,
+            notify=NotifySettings.from_env(env, stage),
         )

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.core.ports import HostStore, MetricStore, TokenStore
+from chalicelib.core.ports import DeliveryLedger, HostStore, MetricStore, TokenStore
 from chalicelib.services.auth import Authenticator
 from chalicelib.services.ingest import IngestService
 from chalicelib.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.http import JsonPoster
+    from chalicelib.adapters.pagerduty import PagerDutyNotifier
+    from chalicelib.adapters.slack import SlackNotifier
+    from chalicelib.adapters.ssm import SSMParameters
+    from chalicelib.services.notify import NotifyService
 
 
 def utc_now() -> datetime:
@@ -61,6 +69,68 @@ class Services:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.metric_store, self.host_store, self.settings.limits)
+
+    @cached_property
+    def ledger(self) -> DeliveryLedger:
+        from chalicelib.adapters.ledger import DynamoDBLedger
+
+        return DynamoDBLedger(self.clients.get("dynamodb"), self.settings.ledger_table)
+
+    @cached_property
+    def parameters(self) -> SSMParameters:
+        from chalicelib.adapters.ssm import SSMParameters
+
+        return SSMParameters(self.clients.get("ssm"))
+
+    @cached_property
+    def http(self) -> JsonPoster:
+        from chalicelib.adapters.http import JsonPoster
+
+        notify = self.settings.notify
+        return JsonPoster(notify.connect_timeout, notify.read_timeout, self.clock)
+
+    @cached_property
+    def slack_notifier(self) -> SlackNotifier:
+        from chalicelib.adapters.slack import SlackNotifier
+
+        notify = self.settings.notify
+        url = notify.slack_webhook_url
+
+        def webhook_url() -> str:
+            return url or self.parameters.get(notify.slack_webhook_param)
+
+        return SlackNotifier(webhook_url, self.http, notify.status_page_url)
+
+    @cached_property
+    def pagerduty_notifier(self) -> PagerDutyNotifier:
+        from chalicelib.adapters.pagerduty import PagerDutyNotifier
+
+        notify = self.settings.notify
+
+        def routing_key() -> str:
+            return self.parameters.get(notify.pagerduty_routing_key_param)
+
+        return PagerDutyNotifier(
+            routing_key, self.http, notify.pagerduty_url, notify.status_page_url
+        )
+
+    @cached_property
+    def notifications(self) -> NotifyService:
+        from chalicelib.core.notify import Channel, RetryPolicy
+        from chalicelib.services.notify import NotifyService
+
+        notify = self.settings.notify
+        return NotifyService(
+            self.ledger,
+            {
+                Channel.SLACK: lambda: self.slack_notifier,
+                Channel.PAGERDUTY: lambda: self.pagerduty_notifier,
+            },
+            notify.routes,
+            RetryPolicy(max_attempts=notify.max_attempts, deadline=notify.deadline),
+            lease=notify.lease,
+            clock=self.clock,
+        )
 
 
 _services: Services | None = None

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # Order is the order `fleetpulse --help` lists them in.
 COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.tokens",
+    "fleetpulse.commands.notify",
     "fleetpulse.commands.local",
 )
 
@@ -26,7 +27,7 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleetpulse",
-        description="Operate a fleetpulse deployment: tokens, hosts, alerts, the local stack.",
+        description="Operate a fleetpulse deployment: tokens, hosts, alerts, notifications, the local stack.",
     )
     parser.add_argument(
         "--stage",

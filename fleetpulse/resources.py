@@ -26,16 +26,48 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
     return [
         table(settings.tokens_table, "token_id"),
         table(settings.hosts_table, "host"),
+        ledger_table(settings),
+    ]
+
+
+def ledger_table(settings: Settings) -> dict[str, Any]:
+    """The notification ledger: `id` is `msg#<SNS MessageId>` or `alert#<dedup_key>`."""
+    return {
+        "TableName": settings.ledger_table,
+        "KeySchema": [
+            {"AttributeName": "id", "KeyType": "HASH"},
+            {"AttributeName": "channel", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "channel", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def ttl_definitions(settings: Settings) -> list[dict[str, Any]]:
+    """UpdateTimeToLive requests: tables whose items expire on their own."""
+    from chalicelib.adapters.ledger import TTL_ATTRIBUTE
+
+    return [
+        {
+            "TableName": settings.ledger_table,
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+        }
     ]
 
 
 def create_all(settings: Settings, clients: Any, memory_retention_hours: int = 24) -> None:
-    """Create every table, the Timestream database and table (idempotent)."""
+    """Create every table (with TTL where set), the Timestream database and table (idempotent)."""
     dynamodb = clients.get("dynamodb")
     existing = set(dynamodb.list_tables().get("TableNames", []))
     for definition in table_definitions(settings):
         if definition["TableName"] not in existing:
             dynamodb.create_table(**definition)
+    for ttl in ttl_definitions(settings):
+        if ttl["TableName"] not in existing:
+            dynamodb.update_time_to_live(**ttl)
     ts = clients.get("timestream-write")
     with contextlib.suppress(ts.exceptions.ConflictException):
         ts.create_database(DatabaseName=settings.timestream_database)

@@ -30,8 +30,20 @@ from tests.support.http import (  # noqa: E402
     memory_api,
     memory_services,
 )
+from tests.support.notify import rig  # noqa: E402
+from tests.support.webhooks import pagerduty, slack  # noqa: E402
 
-__all__ = ["api", "aws", "aws_services", "fleet_token", "memory_api", "memory_services"]
+__all__ = [
+    "api",
+    "aws",
+    "aws_services",
+    "fleet_token",
+    "memory_api",
+    "memory_services",
+    "pagerduty",
+    "rig",
+    "slack",
+]
 
 
 @pytest.fixture(autouse=True)

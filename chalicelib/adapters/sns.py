@@ -3,51 +3,43 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.alert_message import AlertMessage, message_attributes
 from chalicelib.core.ports import BackendUnavailable
+from chalicelib.core.render import email_text
+
+__all__ = ["SNSAlertPublisher", "email_text"]
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 
-def email_text(message: AlertMessage) -> tuple[str, str]:
-    """A subject and a plain-text body for email subscribers (who would otherwise get JSON)."""
-    state = "RESOLVED" if message["status"] == "resolved" else message["severity"].upper()
-    subject = f"[{state}] {message['summary']}"
-    lines = [
-        message["summary"],
-        "",
-        f"Status:   {message['status']}",
-        f"Severity: {message['severity']}",
-        f"Host:     {message['host']}",
-        f"Rule:     {message['rule']}",
-        f"Started:  {message['started_at']}",
-    ]
-    if message.get("resolved_at"):
-        lines.append(f"Resolved: {message['resolved_at']}")
-    if message.get("description"):
-        lines += ["", message["description"]]
-    for link in message.get("links", []):
-        lines.append(f"{link.get('text') or 'Link'}: {link['href']}")
-    # SNS refuses subjects over 100 characters or with line breaks.
-    subject = " ".join(subject.split())
-    return (subject if len(subject) <= 100 else subject[:99] + "…"), "\n".join(lines)
-
-
 class SNSAlertPublisher:
     """Publishes one message per transition with `MessageStructure=json`: subscribers
-    that read JSON (the notifier Lambdas) get Contract 2, email gets text."""
+    that read JSON (the notifier Lambdas) get Contract 2 as the `default` body,
+    email subscriptions get the `email` body, plain text, with an ASCII subject.
 
-    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+    `clock` says when the message goes out, so the email can say how long the
+    alert has been firing.
+    """
+
+    def __init__(
+        self,
+        client: SNSClient,
+        topic_arn: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.client = client
         self.topic_arn = topic_arn
+        self.clock = clock
 
     def publish(self, message: AlertMessage) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        subject, body = email_text(message)
+        subject, body = email_text(message, self.clock())
         attributes: dict[str, Any] = {
             name: {"DataType": "String", "StringValue": value}
             for name, value in message_attributes(message).items()

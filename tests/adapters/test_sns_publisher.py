@@ -59,7 +59,8 @@ def test_email_text_reads_as_a_message_not_json():
         parse_alert_message(message(status="resolved", resolved_at="2026-11-21T12:30:00+00:00"))
     )
     assert subject == "[RESOLVED] Disk / at 97% on web-1"
-    assert "Resolved: 2026-11-21T12:30:00+00:00" in body
+    assert "Resolved: 2026-11-21 12:30 UTC" in body
+    assert "(it fired for 30m)" in body
     assert "Runbook: https://runbooks.example/disk" in body
     assert "{" not in body
     long_subject, _ = email_text(parse_alert_message(message(summary="x" * 300)))
