@@ -10,6 +10,7 @@ from chalicelib.adapters.aws import AwsClients
 from chalicelib.core.ports import HostStore, MetricStore, TokenStore
 from chalicelib.services.auth import Authenticator
 from chalicelib.services.ingest import IngestService
+from chalicelib.services.line_protocol import LineProtocolIngest
 from chalicelib.settings import Settings, SettingsError
 
 
@@ -40,6 +41,17 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
+        if self.settings.store == "influxdb":
+            from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
+
+            token: TokenSource = self.settings.influx_token
+            if self.settings.influx_token_param:
+                from chalicelib.adapters.ssm import SSMParameterSecret
+
+                token = SSMParameterSecret(
+                    lambda: self.clients.get("ssm"), self.settings.influx_token_param
+                )
+            return InfluxDBMetricStore(self.settings.influx_target, token)
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
@@ -61,6 +73,10 @@ class Services:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.metric_store, self.host_store, self.settings.limits)
+
+    @cached_property
+    def line_protocol(self) -> LineProtocolIngest:
+        return LineProtocolIngest(self.ingest, self.settings.limits)
 
 
 _services: Services | None = None

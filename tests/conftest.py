@@ -30,8 +30,20 @@ from tests.support.http import (  # noqa: E402
     memory_api,
     memory_services,
 )
+from tests.support.influx_v2 import influx_v1_shape, influx_v2  # noqa: E402
+from tests.support.influxd import influxd  # noqa: E402
 
-__all__ = ["api", "aws", "aws_services", "fleet_token", "memory_api", "memory_services"]
+__all__ = [
+    "api",
+    "aws",
+    "aws_services",
+    "fleet_token",
+    "influx_v1_shape",
+    "influx_v2",
+    "influxd",
+    "memory_api",
+    "memory_services",
+]
 
 
 @pytest.fixture(autouse=True)
