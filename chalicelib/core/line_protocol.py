@@ -113,7 +113,10 @@ class Line:
 
 _INT_RE = re.compile(r"-?[0-9]+\Z")
 _UINT_RE = re.compile(r"[0-9]+\Z")
-_FLOAT_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_FLOAT = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_FLOAT_RE = re.compile(_FLOAT + r"\Z")
+# A field set of plain float values only (the common case), checked in one match.
+_FLOAT_FIELDS_RE = re.compile(rf'[^,="\\]+={_FLOAT}(?:,[^,="\\]+={_FLOAT})*\Z')
 _BOOLEANS = {
     "t": True,
     "T": True,
@@ -198,7 +201,7 @@ def _parse_plain(text: str) -> Line | None:
         return None
     names = key.split(",")
     measurement = names[0]
-    if not measurement:
+    if not measurement or measurement[0] == "\t":
         return None
     tags: dict[str, str] = {}
     for pair in names[1:]:
@@ -206,7 +209,16 @@ def _parse_plain(text: str) -> Line | None:
         if not k or not v or "=" in v or k in tags:
             return None
         tags[k] = v
-    fields: dict[str, FieldValue] = {}
+    fields: dict[str, FieldValue]
+    if _FLOAT_FIELDS_RE.match(field_set):
+        # Only plain decimal numbers: every value is a float, converted in one go.
+        parts = field_set.replace(",", "=").split("=")
+        values = list(map(float, parts[1::2]))
+        if not math.isfinite(sum(values)):
+            return None  # an overflow to infinity: the careful path names it
+        fields = dict(zip(parts[::2], values, strict=True))
+        return Line(measurement, tags, fields, stamp)
+    fields = {}
     for pair in field_set.split(","):
         k, _, v = pair.partition("=")
         if not k or not v or "=" in v:
@@ -476,10 +488,12 @@ def parse_line_protocol(
                 index, path, [Problem(path, "no host tag: every line needs host=<name> as a tag")]
             )
             continue
-        host, problem = v.host(host_value, f"{path}.tags.host")
-        if problem is not None or host is None:
-            v.refuse(index, path, [problem or Problem(path, "host is required")])
-            continue
+        report = reports.get(host_value)
+        if report is None:
+            host, problem = v.host(host_value, f"{path}.tags.host")
+            if problem is not None or host is None:
+                v.refuse(index, path, [problem or Problem(path, "host is required")])
+                continue
         if line.timestamp is None:
             time_ms = now_ms
         else:
@@ -505,9 +519,8 @@ def parse_line_protocol(
         )
         if p is None:
             continue
-        report = reports.get(host)
         if report is None:
-            report = reports[host] = HostReport(host=host)
+            report = reports[host_value] = HostReport(host=host_value)
         report.points.append(p)
     if len(reports) > limits.max_hosts:
         raise PayloadTooLarge(
