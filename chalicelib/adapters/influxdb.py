@@ -177,7 +177,13 @@ class InfluxDBMetricStore:
         if status < 300:
             return []
         if status in (400, 422):
-            return self._narrow(batch, read_refusal(message), budget)
+            refusal = read_refusal(message, status)
+            if refusal.about_points:
+                return self._narrow(batch, refusal, budget)
+            raise BackendUnavailable(
+                f"InfluxDB refused the request for {self.target.describe()} ({status}: "
+                f"{message}); check the FLEETPULSE_INFLUX_* settings"
+            )
         if status == 413:
             if len(batch.lines) == 1:
                 return [_rejection(batch.sources[0], f"too large for InfluxDB: {message}")]

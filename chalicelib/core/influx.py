@@ -220,6 +220,17 @@ class Refusal:
     dropped: int | None
     conflict: tuple[str, str, str] | None  # (measurement, field, type of the refused value)
     line: str | None  # the line quoted by "unable to parse '...'"
+    about_points: bool  # False: the request itself was refused (a setting, not the data)
+
+
+# Words of InfluxDB's 1.x/2.x/3.x messages about refused points, as opposed to a refused
+# request ("invalid precision", "organization name is required"): only points are worth
+# narrowing down; a request refused as such is a configuration problem.
+_POINT_WORDS = re.compile(
+    r"partial write|unable to parse|parse|field type conflict|dropped=|retention|"
+    r"invalid field|invalid tag|max-values-per-tag|max-series|line protocol|schema",
+    re.IGNORECASE,
+)
 
 
 _DROPPED_RE = re.compile(r"dropped=(\d+)")
@@ -229,7 +240,8 @@ _CONFLICT_RE = re.compile(
 _UNPARSED_RE = re.compile(r"unable to parse '(.+?)': ")
 
 
-def read_refusal(message: str) -> Refusal:
+def read_refusal(message: str, status: int = 400) -> Refusal:
+    """What a refusal says; a 422 is always about points (InfluxDB 2.x's partial writes)."""
     dropped = _DROPPED_RE.search(message)
     conflict = _CONFLICT_RE.search(message)
     unparsed = _UNPARSED_RE.search(message)
@@ -243,6 +255,7 @@ def read_refusal(message: str) -> Refusal:
             else None
         ),
         line=unparsed.group(1) if unparsed else None,
+        about_points=status == 422 or bool(_POINT_WORDS.search(message)),
     )
 
 

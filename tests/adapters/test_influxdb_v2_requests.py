@@ -210,6 +210,14 @@ def test_misconfiguration_is_backend_unavailable_naming_what_to_check(
     assert slept == []  # not retried: only the operator can fix it
 
 
+def test_a_request_refused_as_such_is_a_setting_to_fix_not_points_to_drop(influx_v2):
+    influx_v2.replies.append(Reply(400, {"code": "invalid", "message": "invalid precision"}))
+    store, _ = store_for(influx_v2)
+    with pytest.raises(BackendUnavailable, match=r"refused the request .* invalid precision"):
+        store.write([report(8)])
+    assert len(influx_v2.requests) == 1  # nothing resent: no point is at fault
+
+
 def test_429_waits_as_long_as_retry_after_says(influx_v2):
     influx_v2.replies.append(
         Reply(429, {"code": "too many requests", "message": "slow down"}, {"Retry-After": "2"})

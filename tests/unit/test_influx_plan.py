@@ -218,6 +218,10 @@ def test_refusals_as_influxdb_words_them():
     assert (retention.partial, retention.dropped, retention.conflict) == (True, 3, None)
     unparsed = read_refusal("unable to parse 'cpu,host=a f=': missing field value")
     assert unparsed.line == "cpu,host=a f="
+    assert all(r.about_points for r in (v1, v2, whole, retention, unparsed))
+    assert read_refusal("anything at all", 422).about_points
+    for request_level in ("invalid precision", "organization name is required", "bad request"):
+        assert not read_refusal(request_level).about_points
 
 
 def test_suspects_are_the_points_the_refusal_names():
