@@ -253,3 +253,68 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after_seconds("Sat, 21 Nov 2026 11:00:00 GMT", now) == 0.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+_name = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(
+    lambda n: n not in ("time", "host", "role")
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _name,
+            st.dictionaries(
+                _name,
+                st.text(min_size=1, max_size=12).filter(
+                    lambda v: "\n" not in v and "\r" not in v and "\\" not in v
+                ),
+                max_size=3,
+            ),
+            st.dictionaries(
+                _name,
+                st.one_of(
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.integers(min_value=-(2**53), max_value=2**53),
+                    st.booleans(),
+                    st.text(max_size=20).filter(lambda s: "\n" not in s and "\r" not in s),
+                ),
+                min_size=1,
+                max_size=4,
+            ),
+            st.integers(min_value=-3_600_000, max_value=0),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_what_the_store_writes_is_read_back_by_line_protocol_ingest_as_the_same_points(specs):
+    from chalicelib.core.limits import Limits
+    from chalicelib.core.line_protocol import InfluxApi, parse_line_protocol
+
+    points = [
+        pt(
+            i,
+            measurement=m,
+            tags={k: v for k, v in tags.items() if k not in fields},
+            fields=fields,
+            time_ms=NOW + dt,
+        )
+        for i, (m, tags, fields, dt) in enumerate(specs)
+    ]
+    plan = plan_influx_writes([report(*points)])
+    assert plan.rejected == []
+    body = b"".join(b.body() for b in plan.batches)
+    parsed = parse_line_protocol(
+        body, None, precision="ms", api=InfluxApi.V2, limits=Limits(), now_ms=NOW
+    )
+    assert parsed.rejected == []
+    [back] = parsed.reports
+    assert back.host == "web-1"
+    for original, read in zip(points, back.points, strict=True):
+        assert (read.measurement, read.time_ms) == (original.measurement, original.time_ms)
+        assert read.tags == {"role": "web", **original.tags}
+        assert read.fields == original.fields  # numbers come back as floats of equal value
+        for k, v in original.fields.items():
+            assert isinstance(read.fields[k], float) or type(read.fields[k]) is type(v)
