@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 # Debian packages the test suite uses (installed when missing; CI runs as root).
-SYSTEM_PACKAGES ?=
+# influxdb: the InfluxDB store tests start their own `influxd` (never the service).
+SYSTEM_PACKAGES ?= influxdb
 
 .PHONY: help run test venv lint typecheck unit clean system-deps
 

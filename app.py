@@ -14,9 +14,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Chalice, ConvertToMiddleware, Response  # type: ignore[attr-defined]
 from chalice.app import SNSEvent
 
+from chalicelib.core.line_protocol import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.settings import alerts_topic_name
-from chalicelib.web import body_bytes, current_request, handle_errors, header, json_response
+from chalicelib.web import (
+    body_bytes,
+    current_request,
+    handle_errors,
+    handle_influx_errors,
+    header,
+    influx_authorization,
+    influx_reply,
+    json_response,
+    query_param,
+)
 from chalicelib.wiring import services
 
 app = Chalice(app_name="fleetpulse")
@@ -98,3 +109,33 @@ def notify(event: SNSEvent, channel: Channel) -> None:
 OUTCOME_METRICS = {
     o: "Notifications" + "".join(w.capitalize() for w in o.value.split("-")) for o in Outcome
 }
+
+
+# InfluxDB-compatible writes: a Telegraf or InfluxDB client fleet points here unchanged.
+@app.route("/api/v2/write", methods=["POST"], content_types=["*/*"])
+@handle_influx_errors(InfluxApi.V2)
+def influx_v2_write() -> Response:
+    return _influx_write(InfluxApi.V2)
+
+
+@app.route("/write", methods=["POST"], content_types=["*/*"])
+@handle_influx_errors(InfluxApi.V1)
+def influx_v1_write() -> Response:
+    return _influx_write(InfluxApi.V1)
+
+
+def _influx_write(api: InfluxApi) -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(influx_authorization(request, api))
+    result = svc.line_protocol.write(
+        principal,
+        body_bytes(request),
+        header(request, "content-encoding"),
+        precision=query_param(request, "precision"),
+        api=api,
+        now=svc.clock(),
+    )
+    metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    return influx_reply(result, api)

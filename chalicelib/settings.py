@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chalicelib.core.alert_message import Severity
+from chalicelib.core.influx import InfluxTarget
 from chalicelib.core.limits import Limits
+from chalicelib.core.line_protocol import InfluxApi
 from chalicelib.core.notify import Channel
 from chalicelib.core.render import PAGERDUTY_EVENTS_URL
 
@@ -146,6 +148,26 @@ class Settings:
     token_cache: timedelta = timedelta(seconds=60)
     limits: Limits = field(default_factory=Limits)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    # FLEETPULSE_STORE=influxdb (docs/INFLUXDB.md)
+    influx_url: str | None = None
+    influx_api: InfluxApi = InfluxApi.V2
+    influx_db: str | None = None  # v1
+    influx_org: str | None = None  # v2
+    influx_bucket: str | None = None  # v2
+    influx_username: str | None = None  # v1 basic auth, the token being the password
+    influx_token: str | None = field(default=None, repr=False)
+    influx_token_param: str | None = None  # SSM SecureString name, read on first write
+
+    @property
+    def influx_target(self) -> InfluxTarget:
+        return InfluxTarget(
+            url=self.influx_url or "",
+            api=self.influx_api,
+            database=self.influx_db,
+            org=self.influx_org,
+            bucket=self.influx_bucket,
+            username=self.influx_username,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +187,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if cache_s < 0:
             raise SettingsError("FLEETPULSE_TOKEN_CACHE_SECONDS must be 0 or more")
+        influx = _influx_settings(env) if store == "influxdb" else {}
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -181,4 +204,57 @@ class Settings:
             token_cache=timedelta(seconds=cache_s),
             limits=limits,
             notify=NotifySettings.from_env(env, stage),
+            **influx,  # type: ignore[arg-type]
         )
+
+
+def _influx_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The FLEETPULSE_INFLUX_* variables, checked; every error names the variable."""
+
+    def get(var: str) -> str | None:
+        return (env.get(f"FLEETPULSE_INFLUX_{var}") or "").strip() or None
+
+    url = get("URL")
+    if url is None:
+        raise SettingsError("FLEETPULSE_INFLUX_URL is required when FLEETPULSE_STORE=influxdb")
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"FLEETPULSE_INFLUX_URL must be an http:// or https:// URL, got {url!r}"
+        )
+    api_name = get("API") or InfluxApi.V2.value
+    try:
+        api = InfluxApi(api_name)
+    except ValueError:
+        raise SettingsError(f"FLEETPULSE_INFLUX_API must be v1 or v2, got {api_name!r}") from None
+    token, token_param = get("TOKEN"), get("TOKEN_PARAM")
+    if token and token_param:
+        raise SettingsError(
+            "set FLEETPULSE_INFLUX_TOKEN or FLEETPULSE_INFLUX_TOKEN_PARAM, not both"
+        )
+    out: dict[str, object] = {
+        "influx_url": url,
+        "influx_api": api,
+        "influx_token": token,
+        "influx_token_param": token_param,
+    }
+    if api is InfluxApi.V1:
+        if get("DB") is None:
+            raise SettingsError("FLEETPULSE_INFLUX_DB is required when FLEETPULSE_INFLUX_API=v1")
+        out["influx_db"] = get("DB")
+        out["influx_username"] = get("USERNAME")
+        return out
+    for var in ("ORG", "BUCKET"):
+        if get(var) is None:
+            raise SettingsError(
+                f"FLEETPULSE_INFLUX_{var} is required when FLEETPULSE_INFLUX_API=v2"
+            )
+    if not (token or token_param):
+        raise SettingsError(
+            "FLEETPULSE_INFLUX_TOKEN or FLEETPULSE_INFLUX_TOKEN_PARAM is required when "
+            "FLEETPULSE_INFLUX_API=v2"
+        )
+    if get("USERNAME"):
+        raise SettingsError("FLEETPULSE_INFLUX_USERNAME applies to FLEETPULSE_INFLUX_API=v1 only")
+    out["influx_org"] = get("ORG")
+    out["influx_bucket"] = get("BUCKET")
+    return out

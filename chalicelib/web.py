@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Callable
@@ -12,7 +14,10 @@ from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from chalicelib.core.errors import IngestError
+from chalicelib.core.line_protocol import InfluxApi
 from chalicelib.core.ports import BackendUnavailable
+from chalicelib.services.ingest import IngestResult
+from chalicelib.services.line_protocol import partial_write_message
 
 logger = Logger(child=True)
 
@@ -77,3 +82,118 @@ def current_request(app: Chalice) -> Request:
     if request is None:  # pragma: no cover (only outside a request)
         raise RuntimeError("no current request")
     return request
+
+
+# ------------------------------------------------- the InfluxDB-compatible routes
+
+# InfluxDB's error codes, which clients (Telegraf, the client libraries) show to people.
+_INFLUX_CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "request too large",
+    415: "unsupported media type",
+    503: "unavailable",
+}
+_NAMED_DETAILS = 10
+
+
+def influx_error(
+    status: int, message: str, api: InfluxApi, headers: dict[str, str] | None = None
+) -> Response:
+    """An error in InfluxDB's shape: `{"code", "message"}`; 1.x clients also get `"error"`."""
+    body = {"code": _INFLUX_CODES.get(status, "invalid"), "message": message}
+    if api is InfluxApi.V1:
+        body["error"] = message
+    return json_response(status, body, headers)
+
+
+def influx_reply(result: IngestResult, api: InfluxApi) -> Response:
+    """204 when every line was stored; 400 "partial write" naming the refused lines otherwise.
+
+    Telegraf drops a batch answered 400 instead of retrying it: the valid
+    lines are stored already, and the refused ones would be refused again.
+    """
+    if not result.rejected:
+        return Response(body="", status_code=204, headers={})
+    return influx_error(400, partial_write_message(result), api)
+
+
+def handle_influx_errors(api: InfluxApi) -> Callable[[F], F]:
+    """`handle_errors` for the InfluxDB-compatible routes: the same statuses, InfluxDB's bodies."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                return view(*args, **kwargs)
+            except IngestError as exc:
+                return influx_error(exc.status, _influx_message(exc), api)
+            except BackendUnavailable as exc:
+                logger.warning("backend unavailable", extra={"reason": str(exc)})
+                return influx_error(
+                    503,
+                    "storage is unavailable; retry later",
+                    api,
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+            except Exception:
+                logger.exception("unexpected error")
+                return influx_error(
+                    503,
+                    "internal error; retry later",
+                    api,
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _influx_message(exc: IngestError) -> str:
+    """The error and its details on one line (InfluxDB clients show only `message`)."""
+    details = [f"{p.path}: {p.message}" for p in exc.details]
+    if exc.error.startswith("unable to parse"):
+        details = details[1:]  # the first is in the error already
+    if not details:
+        return exc.error
+    shown = "; ".join(details[:_NAMED_DETAILS])
+    if len(details) > _NAMED_DETAILS:
+        shown += f"; and {len(details) - _NAMED_DETAILS} more"
+    return (
+        f"{exc.error}; {shown}"
+        if exc.error.startswith("unable to parse")
+        else f"{exc.error}: {shown}"
+    )
+
+
+def influx_authorization(request: Request, api: InfluxApi) -> str | None:
+    """The token of an InfluxDB client, as an Authorization value the authenticator reads.
+
+    `Token <t>` and `Bearer <t>` pass through; `Basic` carries the token as
+    the password (InfluxDB's v1 convention, the user name is ignored), and
+    the v1 API also takes it as the `p` query parameter.
+    """
+    authorization = header(request, "authorization")
+    if authorization:
+        scheme, _, credential = authorization.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return authorization
+        try:
+            decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        password = decoded.partition(":")[2]
+        return f"Token {password}" if password else None
+    if api is InfluxApi.V1:
+        param = query_param(request, "p")
+        if param:
+            return f"Token {param}"
+    return None
+
+
+def query_param(request: Request, name: str) -> str | None:
+    params = request.query_params
+    value = params.get(name) if params is not None else None
+    return value if value else None

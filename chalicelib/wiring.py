@@ -11,6 +11,7 @@ from chalicelib.adapters.aws import AwsClients
 from chalicelib.core.ports import DeliveryLedger, HostStore, MetricStore, TokenStore
 from chalicelib.services.auth import Authenticator
 from chalicelib.services.ingest import IngestService
+from chalicelib.services.line_protocol import LineProtocolIngest
 from chalicelib.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -48,6 +49,15 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
+        if self.settings.store == "influxdb":
+            from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
+
+            token: TokenSource = self.settings.influx_token
+            if self.settings.influx_token_param:
+                from chalicelib.adapters.ssm import SSMParameterSecret
+
+                token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
+            return InfluxDBMetricStore(self.settings.influx_target, token)
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
@@ -80,7 +90,7 @@ class Services:
     def parameters(self) -> SSMParameters:
         from chalicelib.adapters.ssm import SSMParameters
 
-        return SSMParameters(self.clients.get("ssm"))
+        return SSMParameters(lambda: self.clients.get("ssm"))
 
     @cached_property
     def http(self) -> JsonPoster:
@@ -131,6 +141,10 @@ class Services:
             lease=notify.lease,
             clock=self.clock,
         )
+
+    @cached_property
+    def line_protocol(self) -> LineProtocolIngest:
+        return LineProtocolIngest(self.ingest, self.settings.limits)
 
 
 _services: Services | None = None

@@ -37,6 +37,8 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)
     fleet_token: str = ""
     admin_token: str = ""
+    store: str = ""  # which metric store the collector writes to, for the banner
+    notes: list[str] = field(default_factory=list)  # warnings worth printing
     _moto: Any = None
     _api: Any = None
     _api_thread: threading.Thread | None = None
@@ -67,14 +69,37 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(self.env)
+        # FLEETPULSE_STORE and FLEETPULSE_INFLUX_* come from the caller's environment:
+        # with FLEETPULSE_STORE=influxdb points go to that InfluxDB, everything else
+        # (tokens, hosts, alerts) stays on the embedded AWS.
         settings = Settings.from_env()
         services = Services(settings)
         create_all(settings, services.clients)
+        self.store = self._prepare_store(settings, services)
         use(services)
         self.fleet_token = self._mint(services, "fleet", "local agents")
         self.admin_token = self._mint(services, "admin", "local operator")
         self._write_env_file()
         self._serve_api()
+
+    def _prepare_store(self, settings: Settings, services: Services) -> str:
+        if settings.store != "influxdb":
+            return (
+                f"Timestream (embedded) {settings.timestream_database}/{settings.timestream_table}"
+            )
+        from chalicelib.adapters.influxdb import InfluxDBMetricStore
+        from chalicelib.core.ports import BackendUnavailable
+
+        store = services.metric_store
+        target = settings.influx_target
+        if isinstance(store, InfluxDBMetricStore):
+            try:
+                store.ensure_database()  # v1 only; a v2 bucket must exist already
+            except BackendUnavailable as exc:
+                self.notes.append(
+                    f"InfluxDB is not ready yet ({exc}); writes answer 503 until it is"
+                )
+        return f"InfluxDB ({target.api.value}) {target.describe()}"
 
     def _mint(self, services: Services, scope: str, name: str) -> str:
         token_id, token = mint(secrets.token_bytes(ID_BYTES + SECRET_BYTES))
@@ -97,12 +122,15 @@ class LocalStack:
 
     def _serve_api(self) -> None:
         from chalice.config import Config
-        from chalice.local import create_local_server
+        from chalice.local import CustomLocalChalice, LocalDevServer, create_local_server
 
         import app as app_module
 
         config = Config.create(chalice_stage="dev", app_name="fleetpulse")
-        self._api = create_local_server(app_module.app, config, self.host, self.port)
+        if isinstance(app_module.app, CustomLocalChalice):  # a second stack in one process
+            self._api = LocalDevServer(app_module.app, config, self.host, self.port)
+        else:
+            self._api = create_local_server(app_module.app, config, self.host, self.port)
         self._api_thread = threading.Thread(target=self._api.server.serve_forever, daemon=True)
         self._api_thread.start()
 

@@ -30,6 +30,8 @@ from tests.support.http import (  # noqa: E402
     memory_api,
     memory_services,
 )
+from tests.support.influx_v2 import influx_v1_shape, influx_v2  # noqa: E402
+from tests.support.influxd import influxd  # noqa: E402
 from tests.support.notify import rig  # noqa: E402
 from tests.support.webhooks import pagerduty, slack  # noqa: E402
 
@@ -38,6 +40,9 @@ __all__ = [
     "aws",
     "aws_services",
     "fleet_token",
+    "influx_v1_shape",
+    "influx_v2",
+    "influxd",
     "memory_api",
     "memory_services",
     "pagerduty",

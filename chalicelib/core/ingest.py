@@ -249,6 +249,10 @@ class Validator:
         for p in problems:
             self.rejected.append(Rejection(index, path, f"{p.path}: {p.message}"))
 
+    def refuse(self, index: int, path: str, problems: list[Problem]) -> None:
+        """Record an item another front end (line protocol) found invalid before validation."""
+        self._refuse(index, path, problems)
+
     def _out_of_window(self, index: int, path: str, time_ms: int) -> bool:
         if time_ms < self.oldest_ms:
             age_h = (self.now_ms - time_ms) / 3_600_000

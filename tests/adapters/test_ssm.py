@@ -16,7 +16,7 @@ def test_secure_strings_are_decrypted_trimmed_and_read_once(aws):
     ssm.meta.events.register(
         "provide-client-params.ssm.GetParameter", lambda params, **_: calls.append(params)
     )
-    parameters = SSMParameters(ssm)
+    parameters = SSMParameters(lambda: ssm)
     assert parameters.get("/fleetpulse/dev/x") == "s3cr3t"
     ssm.put_parameter(
         Name="/fleetpulse/dev/x", Value="rotated", Type="SecureString", Overwrite=True
@@ -28,7 +28,7 @@ def test_secure_strings_are_decrypted_trimmed_and_read_once(aws):
 def test_a_missing_or_empty_parameter_is_named(aws):
     ssm = boto3.client("ssm")
     with pytest.raises(SecretUnavailable, match="/fleetpulse/dev/nope does not exist"):
-        SSMParameters(ssm).get("/fleetpulse/dev/nope")
+        SSMParameters(lambda: ssm).get("/fleetpulse/dev/nope")
     ssm.put_parameter(Name="/fleetpulse/dev/blank", Value=" ", Type="SecureString")
     with pytest.raises(SecretUnavailable, match="is empty"):
-        SSMParameters(ssm).get("/fleetpulse/dev/blank")
+        SSMParameters(lambda: ssm).get("/fleetpulse/dev/blank")
