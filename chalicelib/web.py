@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
-from chalicelib.core.errors import IngestError
+from chalicelib.core.errors import IngestError, InvalidPayload, Problem
 from chalicelib.core.ports import BackendUnavailable
 
 logger = Logger(child=True)
@@ -77,3 +77,11 @@ def current_request(app: Chalice) -> Request:
     if request is None:  # pragma: no cover (only outside a request)
         raise RuntimeError("no current request")
     return request
+
+
+def json_body(request: Request) -> Any:
+    """The request body as JSON; 400 when it is not."""
+    try:
+        return json.loads(body_bytes(request) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("body is not valid JSON", [Problem("", str(exc))]) from None

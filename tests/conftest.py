@@ -23,6 +23,7 @@ os.environ.update(
 for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FLEETPULSE_AWS_ENDPOINT_URL"):
     os.environ.pop(var, None)
 
+from tests.support.alerting_aws import alerting_stack  # noqa: E402
 from tests.support.aws import aws, aws_services  # noqa: E402
 from tests.support.http import (  # noqa: E402
     api,
@@ -31,7 +32,15 @@ from tests.support.http import (  # noqa: E402
     memory_services,
 )
 
-__all__ = ["api", "aws", "aws_services", "fleet_token", "memory_api", "memory_services"]
+__all__ = [
+    "alerting_stack",
+    "api",
+    "aws",
+    "aws_services",
+    "fleet_token",
+    "memory_api",
+    "memory_services",
+]
 
 
 @pytest.fixture(autouse=True)
