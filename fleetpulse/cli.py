@@ -15,6 +15,10 @@ from collections.abc import Sequence
 # Order is the order `fleetpulse --help` lists them in.
 COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.tokens",
+    "fleetpulse.commands.hosts",
+    "fleetpulse.commands.alerts",
+    "fleetpulse.commands.silences",
+    "fleetpulse.commands.rules",
     "fleetpulse.commands.local",
 )
 
