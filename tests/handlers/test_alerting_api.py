@@ -95,6 +95,7 @@ def test_silences_add_list_delete(alerting_stack):
     assert once.status_code == 201
     assert once.json_body["state"] == "active"
     assert once.json_body["ends_at"] == (stack.clock() + timedelta(hours=2)).isoformat()
+    stack.clock.advance(timedelta(seconds=1))  # listed in order of creation
     weekly = stack.request(
         "POST",
         "/v1/silences",
