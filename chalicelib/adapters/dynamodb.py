@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -245,7 +245,7 @@ class DynamoDBHostStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def scan(self) -> list[HostSnapshot]:
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
         """One paginated Scan, eventually consistent: every write that acts on what it
         read is conditional, so a read a second old costs a no-op at worst."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -253,7 +253,7 @@ class DynamoDBHostStore:
         hosts: list[HostSnapshot] = []
         try:
             for item in _scan(self.client, self.table, consistent=False):
-                snapshot = snapshot_from_item(item)
+                snapshot = snapshot_from_item(item, fields)
                 if snapshot is not None:
                     hosts.append(snapshot)
         except (ClientError, BotoCoreError) as exc:
@@ -386,13 +386,17 @@ def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
     return datetime.fromtimestamp(int(raw["N"]) / 1000, tz=UTC)
 
 
-def snapshot_from_item(item: dict[str, Any]) -> HostSnapshot | None:
+def snapshot_from_item(
+    item: dict[str, Any], wanted: Mapping[str, frozenset[str]] | None = None
+) -> HostSnapshot | None:
     """A host item, as Scan returns it (low-level), read straight into a HostSnapshot.
 
     This runs for every host every minute: it reads the known layout directly
     instead of deserializing every attribute with boto3's generic
-    TypeDeserializer (about 20 times slower on items with many series). An
-    attribute that does not have the layout is skipped, never fatal.
+    TypeDeserializer (about 20 times slower on items with many series), and
+    when `wanted` (measurement -> fields some rule reads) is given, only those
+    fields: a series no rule reads keeps its time and tags, for staleness.
+    An attribute that does not have the layout is skipped, never fatal.
     """
     try:
         host = item["host"]["S"]
@@ -419,8 +423,14 @@ def snapshot_from_item(item: dict[str, Any]) -> HostSnapshot | None:
         if prefix == SERIES_PREFIX:
             try:
                 m = raw["M"]
+                measurement = m["m"]["S"]
                 fields: dict[str, float | int | bool] = {}
-                for field_name, v in m["f"]["M"].items():
+                stored = m["f"]["M"]
+                names = stored if wanted is None else wanted.get(measurement, ())
+                for field_name in names:
+                    v = stored.get(field_name)
+                    if v is None:
+                        continue
                     number = v.get("N")
                     if number is not None:
                         fields[field_name] = float(number)
@@ -428,7 +438,7 @@ def snapshot_from_item(item: dict[str, Any]) -> HostSnapshot | None:
                         fields[field_name] = v["BOOL"]
                 series_tags = m.get("tags", {}).get("M") or {}
                 series[name[2:]] = SeriesLatest(
-                    m["m"]["S"],
+                    measurement,
                     {k: v["S"] for k, v in series_tags.items()},
                     int(m["t"]["N"]),
                     fields,

@@ -8,7 +8,7 @@ resend as success but a different value at the same instant as a rejection.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,7 +100,7 @@ class InMemoryHostStore:
         self.items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def scan(self) -> list[HostSnapshot]:
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
         with self._lock:
             return [_snapshot(item) for item in self.items.values()]
 

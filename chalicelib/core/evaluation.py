@@ -67,6 +67,14 @@ class AlertingPolicy:
     notify_lease: timedelta = timedelta(seconds=30)
     status_url: str | None = None
 
+    @property
+    def fields_used(self) -> dict[str, frozenset[str]]:
+        """measurement -> the fields threshold rules read: the only ones worth decoding."""
+        return {
+            m: frozenset(n for r in rules for n in (r.field, r.divide_by) if n is not None)
+            for m, rules in self.rules.by_measurement.items()
+        }
+
     def grace_for(self, host: HostSnapshot) -> timedelta:
         """Host tag `heartbeat_grace`, else the first matching override, else the global grace."""
         tagged = host_grace_tag(host.tags) if host.tags else None

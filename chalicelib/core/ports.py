@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -52,8 +52,12 @@ class HostStore(Protocol):
         """Apply one post's heartbeat facts and latest values to the host's item."""
         ...
 
-    def scan(self) -> list[HostSnapshot]:
-        """Every host, read in as few requests as the store allows (one paginated scan)."""
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+        """Every host, read in as few requests as the store allows (one paginated scan).
+
+        `fields`: measurement -> the only fields the caller will look at (None:
+        everything); a store may leave the others out.
+        """
         ...
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:

@@ -114,7 +114,7 @@ class AlertingService:
     def plan(self, now: datetime) -> tuple[Evaluation, EvaluationReport]:
         """Read everything and compute the changes, writing nothing."""
         policy = self.policy
-        hosts = self.hosts.scan()
+        hosts = self.hosts.scan(policy.fields_used)
         records = {r.alert_id: r for r in self.alerts.scan()}
         silences = self.silences.list()
         started = time.perf_counter()

@@ -64,6 +64,15 @@ def test_the_scan_reads_hosts_as_the_in_memory_store_does(aws_services):
     assert web.services["backup"].ttl_ms == 90_000
 
 
+def test_the_scan_decodes_only_the_fields_rules_read_when_told(aws_services):
+    store = aws_services.host_store
+    store.record(host_update(report(NOW), NOW))
+    [web] = store.scan({"disk": frozenset({"used_percent", "absent"})})
+    assert web.series["disk|mount=/"].fields == {"used_percent": 91.5}
+    assert web.series["system"].fields == {}  # no rule reads it: time and tags only
+    assert web.series["system"].time_ms == ms(NOW)
+
+
 def test_the_fast_decoder_skips_what_it_cannot_read():
     item = to_item(
         {

@@ -162,6 +162,7 @@ def test_deleting_a_silence_releases_what_it_held(alerting_stack):
     assert [m["status"] for m in stack.messages()] == ["firing"]
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_bad_rules_file_fails_the_evaluation_loudly(alerting_stack, tmp_path):
     stack = alerting_stack
     path = tmp_path / "broken.yaml"
