@@ -6,8 +6,9 @@ writes only the changes it returns, each with a compare-and-swap.
 
 Missing data: a series not updated for max(5 min, 2 x the host's interval)
 is absent. While the host itself is silent (late, down or paused) its
-threshold and service alerts keep their state: the heartbeat alert speaks
-for it, and an ingest outage does not resolve and re-page everything. While
+threshold and service alerts keep their state and send no reminders: the
+heartbeat alert speaks for it, and an ingest outage does not resolve and
+re-page everything (a resolved notice still goes out if owed). While
 the host posts, an absent series counts as "condition not holding": a firing
 alert resolves after its keep_firing_for. A retired or forgotten host's
 alerts resolve.
@@ -232,14 +233,14 @@ def evaluate(
         observation = obs.get(alert_id)
         subject = record or observation
         assert subject is not None
-        frozen = alert_id in frozen_ids or (
-            subject.host in frozen_hosts and subject.rule != HEARTBEAT_RULE
-        )
+        # A silent host's other alerts keep their state, and stay quiet while it is
+        # silent (no reminders): its heartbeat alert speaks for it (inhibition).
+        inhibited = subject.host in frozen_hosts and subject.rule != HEARTBEAT_RULE
         ctx = StepContext(
             now=now,
             timing=policy.timing(subject.kind, subject.rule),
-            silenced=silenced,
-            frozen=frozen,
+            silenced=_always if inhibited else silenced,
+            frozen=inhibited or alert_id in frozen_ids,
             lease=policy.notify_lease,
             retention=policy.resolved_retention,
             status_url=policy.status_url,
@@ -248,6 +249,10 @@ def evaluate(
         if change is not None:
             changes.append(change)
     return Evaluation(now, changes, host_changes, statuses, outage, silent, active)
+
+
+def _always(record: AlertRecord) -> bool:
+    return True
 
 
 def _thresholds(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -40,6 +40,9 @@ from chalicelib.core.silences import Silence
 
 logger = Logger(child=True)
 
+# The evaluate Lambda has 55 s; reads, compute and writes must fit well inside.
+WRITE_BUDGET = timedelta(seconds=40)
+
 
 @dataclass(slots=True)
 class EvaluationReport:
@@ -52,6 +55,7 @@ class EvaluationReport:
     notifications: int = 0
     publish_failures: int = 0
     lost_races: int = 0
+    deferred: int = 0
     host_writes: int = 0
     write_failures: int = 0
     outage: bool = False
@@ -64,6 +68,7 @@ class EvaluationReport:
             "AlertNotifications": self.notifications,
             "AlertPublishFailures": self.publish_failures,
             "AlertWriteFailures": self.write_failures,
+            "AlertChangesDeferred": self.deferred,
             "HostsEvaluated": self.hosts,
             "IngestOutage": int(self.outage),
         }
@@ -77,6 +82,7 @@ class EvaluationReport:
             "notifications": self.notifications,
             "publish_failures": self.publish_failures,
             "lost_races": self.lost_races,
+            "deferred": self.deferred,
             "host_writes": self.host_writes,
             "write_failures": self.write_failures,
             "outage": self.outage,
@@ -94,6 +100,7 @@ class AlertingService:
         publisher: Callable[[], AlertPublisher],
         metrics: MetricStore,
         policy: Callable[[], AlertingPolicy],
+        budget: timedelta = WRITE_BUDGET,
     ) -> None:
         self.hosts = hosts
         self.alerts = alerts
@@ -101,15 +108,22 @@ class AlertingService:
         self._publisher = publisher  # built on first notification: a quiet run needs no SNS
         self.metrics = metrics
         self._policy = policy
+        self.budget = budget
 
     @property
     def policy(self) -> AlertingPolicy:
         return self._policy()
 
     def evaluate(self, now: datetime) -> EvaluationReport:
-        """One scheduled evaluation: read, compute, write what changed."""
+        """One scheduled evaluation: read, compute, write what changed.
+
+        Writing stops once `budget` has passed since the start (a storm of
+        transitions must not run the Lambda into its timeout halfway through a
+        change); what is left is found again, and written, by the next one.
+        """
+        deadline = time.monotonic() + self.budget.total_seconds()
         evaluation, report = self.plan(now)
-        return self.apply(evaluation, report)
+        return self.apply(evaluation, report, deadline)
 
     def plan(self, now: datetime) -> tuple[Evaluation, EvaluationReport]:
         """Read everything and compute the changes, writing nothing."""
@@ -128,7 +142,9 @@ class AlertingService:
         )
         return evaluation, report
 
-    def apply(self, evaluation: Evaluation, report: EvaluationReport) -> EvaluationReport:
+    def apply(
+        self, evaluation: Evaluation, report: EvaluationReport, deadline: float | None = None
+    ) -> EvaluationReport:
         """Write `evaluation`'s changes. Each alert change is conditional on the version
         read; a change another evaluator already made is skipped, with its notification."""
         now = evaluation.now
@@ -150,7 +166,13 @@ class AlertingService:
                 waiting.add(change.alert_id or "")
                 logger.warning("host write failed", extra={"host": change.host, "reason": str(exc)})
         points: dict[str, list[Point]] = {}
-        for alert_change in evaluation.alerts:
+        for i, alert_change in enumerate(evaluation.alerts):
+            if deadline is not None and time.monotonic() > deadline:
+                report.deferred = len(evaluation.alerts) - i
+                logger.warning(
+                    "write budget spent; the rest waits", extra={"left": report.deferred}
+                )
+                break
             if alert_change.alert_id in waiting:
                 continue
             self._apply_one(alert_change, now, report, points)

@@ -115,14 +115,28 @@ def test_a_series_that_stops_while_the_host_posts_resolves():
     assert fleet.statuses(ALERT) == ["firing", "resolved"]
 
 
-def test_a_silent_host_keeps_its_threshold_alerts_as_they_are():
-    fleet = Fleet(rules({**DISK_RULE, "for": "0s"}))
+def test_a_silent_host_keeps_its_threshold_alerts_as_they_are_and_quiet():
+    fleet = Fleet(rules({**DISK_RULE, "for": "0s", "repeat_interval": "30m"}))
     run(fleet, [97])
-    for minutes in range(1, 30):
+    for minutes in range(1, 120):
         fleet.evaluate(T0 + minutes * MIN)
     assert fleet.state(ALERT) == "firing"
-    assert fleet.statuses(ALERT) == ["firing"]  # the heartbeat alert speaks for the host
+    assert fleet.statuses(ALERT) == ["firing"]  # no reminders: the heartbeat alert speaks
     assert fleet.statuses("web-1/heartbeat") == ["firing"]
+    run(fleet, [97], start=T0 + 120 * MIN)  # back, still full: reminders resume
+    assert fleet.statuses(ALERT) == ["firing", "firing"]
+    assert fleet.statuses("web-1/heartbeat") == ["firing", "resolved"]
+
+
+def test_a_storm_of_changes_stops_at_the_write_budget_and_the_next_run_finishes():
+    fleet = Fleet(rules({**DISK_RULE, "for": "0s"}))
+    for i in range(5):
+        fleet.post(f"web-{i}", T0, disk=97)
+    evaluation, report = fleet.service.plan(T0)
+    report = fleet.service.apply(evaluation, report, deadline=0.0)
+    assert (report.deferred, fleet.messages) == (5, [])
+    fleet.evaluate(T0 + timedelta(seconds=1))
+    assert len(fleet.messages) == 5
 
 
 def test_removing_a_rule_resolves_its_alerts():
