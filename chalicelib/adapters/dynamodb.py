@@ -17,7 +17,12 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.core.alert_message import AlertKind, AlertStatus, Severity
 from chalicelib.core.alerts import AlertRecord, AlertState
-from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
+from chalicelib.core.heartbeats import (
+    DEFAULT_INTERVAL,
+    HostSnapshot,
+    instant_of_ms,
+    ms_of_instant,
+)
 from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence, silence_from_json
@@ -266,7 +271,7 @@ class DynamoDBHostStore:
             "SET #state = :down",
             "#state = :up AND last_seen_at = :seen",
             {":down": {"S": HostState.DOWN.value}, ":up": {"S": HostState.UP.value}}
-            | {":seen": {"N": str(epoch_ms(last_seen_at))}},
+            | {":seen": {"N": str(ms_of_instant(last_seen_at))}},
         )
 
     def pause(self, host: str) -> bool:
@@ -301,7 +306,7 @@ class DynamoDBHostStore:
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":retired": {"S": HostState.RETIRED.value},
-                    ":seen": {"N": str(epoch_ms(last_seen_at))},
+                    ":seen": {"N": str(ms_of_instant(last_seen_at))},
                 },
             )
         except ClientError as exc:
@@ -383,7 +388,7 @@ def _number(raw: dict[str, Any]) -> float:
 def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
     if raw is None or "N" not in raw:
         return None
-    return datetime.fromtimestamp(int(raw["N"]) / 1000, tz=UTC)
+    return instant_of_ms(int(raw["N"]))
 
 
 def snapshot_from_item(

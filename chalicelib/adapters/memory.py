@@ -10,12 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.alert_message import AlertMessage
 from chalicelib.core.alerts import AlertRecord
-from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
+from chalicelib.core.heartbeats import (
+    DEFAULT_INTERVAL,
+    HostSnapshot,
+    instant_of_ms,
+    ms_of_instant,
+)
 from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.ports import BackendUnavailable
@@ -85,12 +90,8 @@ class InMemoryTokenStore:
             self.items[token_id] = replace(record, last_used_at=at)
 
 
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+_ms = ms_of_instant
+_at = instant_of_ms
 
 
 class InMemoryHostStore:

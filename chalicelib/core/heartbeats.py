@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.durations import parse_duration
 from chalicelib.core.hosts import DEFAULT_INTERVAL_S, HostState, SeriesLatest, ServiceLatest
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 # A host tag that sets the host's own grace (`heartbeat_grace=10m`).
 HOST_GRACE_TAG = "heartbeat_grace"
 DEFAULT_INTERVAL = timedelta(seconds=DEFAULT_INTERVAL_S)
@@ -47,6 +49,18 @@ class HostSnapshot:
     retired_at: datetime | None = None
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
+
+
+def instant_of_ms(ms: int) -> datetime:
+    """Epoch milliseconds as a UTC instant, exactly (no float on the way)."""
+    return EPOCH + ms * _MS
+
+
+def ms_of_instant(at: datetime) -> int:
+    """The inverse of instant_of_ms, exactly: a compare-and-swap on `last_seen_at`
+    must send back the very number it read (a float round trip through
+    `timestamp()` loses a millisecond now and then once epoch seconds pass 2**31)."""
+    return (at - EPOCH) // _MS
 
 
 def host_grace_tag(tags: dict[str, str]) -> timedelta | None:

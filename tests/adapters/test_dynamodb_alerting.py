@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from chalicelib.adapters.dynamodb import (
     DynamoDBAlertStore,
     DynamoDBHostStore,
+    epoch_ms,
     from_item,
     snapshot_from_item,
     to_item,
@@ -100,6 +101,29 @@ def test_mark_down_only_if_nothing_was_posted_since_the_read(aws_services):
     assert store.get("web-1")["state"] == "down"
     assert not store.mark_down("web-1", NOW)  # already down: nothing to do
     assert not store.mark_down("nobody", NOW)
+
+
+def float_unfriendly_instant() -> datetime:
+    """A post time whose stored epoch ms do not survive a float round trip through
+    datetime (some do not, after 2038)."""
+    ms = 2**31 * 1000
+    while int(datetime.fromtimestamp(ms / 1000, tz=UTC).timestamp() * 1000) == ms:
+        ms += 1
+    seen = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms, microseconds=500)
+    assert epoch_ms(seen) == ms  # what the collector stores
+    return seen
+
+
+def test_mark_down_and_forget_send_back_exactly_the_time_they_read(aws_services):
+    store = aws_services.host_store
+    memory = InMemoryHostStore()
+    seen = float_unfriendly_instant()
+    for target in (store, memory):
+        target.record(host_update(report(seen), seen))
+        target.record(host_update(HostReport("db-1", state=HeartbeatState.SHUTDOWN), seen))
+        read = {h.host: h.last_seen_at for h in target.scan()}
+        assert target.mark_down("web-1", read["web-1"])
+        assert target.forget("db-1", read["db-1"])
 
 
 def test_pause_resume_and_unknown_hosts(aws_services):
