@@ -16,6 +16,7 @@ alerts resolve.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class AlertingPolicy:
         return Timing(found.hold, found.keep, found.repeat)
 
 
-class HostAction:
+class HostAction(enum.StrEnum):
     MARK_DOWN = "mark_down"  # state up -> down, if last_seen_at is still what was read
     FORGET = "forget"  # delete a retired host past its retention
     PRUNE = "prune"  # remove long-stale series and services from the item
@@ -108,7 +109,7 @@ class HostAction:
 
 @dataclass(frozen=True, slots=True)
 class HostChange:
-    action: str  # a HostAction
+    action: HostAction
     host: str
     last_seen_at: datetime
     alert_id: str | None = None  # MARK_DOWN: the heartbeat alert that waits on it

@@ -151,11 +151,11 @@ class AlertingService:
         waiting: set[str] = set()  # heartbeat alerts whose host write did not go through
         for change in evaluation.hosts:
             try:
-                if change.action == HostAction.MARK_DOWN:
+                if change.action is HostAction.MARK_DOWN:
                     if not self.hosts.mark_down(change.host, change.last_seen_at):
                         waiting.add(change.alert_id or "")
                         continue
-                elif change.action == HostAction.FORGET:
+                elif change.action is HostAction.FORGET:
                     if not self.hosts.forget(change.host, change.last_seen_at):
                         continue
                 elif not self.hosts.prune(change.host, change.series, change.services):
@@ -273,7 +273,8 @@ class AlertingService:
         pattern = _glob(query.get("host"), "host")
         policy = self.policy
         views = []
-        for h in sorted(self.hosts.scan(), key=lambda h: h.host):
+        # No field values are shown: none need decoding.
+        for h in sorted(self.hosts.scan(fields={}), key=lambda h: h.host):
             if pattern is not None and not pattern.matches(h.host):
                 continue
             grace = policy.grace_for(h)
