@@ -11,11 +11,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from chalice import Chalice, ConvertToMiddleware, Response  # type: ignore[attr-defined]
-from chalice.app import SNSEvent
+from chalice import (  # type: ignore[attr-defined]
+    Chalice,
+    ConvertToMiddleware,
+    Rate,
+    Response,
+)
+from chalice.app import CloudWatchEvent, Request, SNSEvent
 
 from chalicelib.core.line_protocol import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
+from chalicelib.core.tokens import Principal
+from chalicelib.services.auth import require_admin
 from chalicelib.settings import alerts_topic_name
 from chalicelib.web import (
     body_bytes,
@@ -25,10 +32,11 @@ from chalicelib.web import (
     header,
     influx_authorization,
     influx_reply,
+    json_body,
     json_response,
     query_param,
 )
-from chalicelib.wiring import services
+from chalicelib.wiring import Services, services
 
 app = Chalice(app_name="fleetpulse")
 # A topic name (same account and region as the function) or an ARN; read at
@@ -139,3 +147,73 @@ def _influx_write(api: InfluxApi) -> Response:
     metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     return influx_reply(result, api)
+
+
+# Alerting: one scheduled evaluation a minute; the name is the Lambda's
+# (fleetpulse-<stage>-evaluate) and the local stack calls the same use-case.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="evaluate")
+def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.alerting.evaluate(svc.clock())
+    for name, value in report.metrics().items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return report.as_json()
+
+
+def admin() -> tuple[Request, Services, Principal]:
+    """The request, once its token proved to be an admin's (401/403 otherwise)."""
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    require_admin(principal)
+    return request, svc, principal
+
+
+@app.route("/v1/hosts", methods=["GET"])
+@handle_errors
+def list_hosts() -> Response:
+    request, svc, _ = admin()
+    hosts = svc.alerting.host_views(svc.clock(), request.query_params or {})
+    return json_response(200, {"hosts": hosts})
+
+
+@app.route("/v1/hosts/{host}/pause", methods=["POST", "DELETE"])
+@handle_errors
+def pause_host(host: str) -> Response:
+    request, svc, _ = admin()
+    paused = request.method == "POST"
+    svc.alerting.set_paused(host, paused)
+    return json_response(200, {"host": host, "paused": paused})
+
+
+@app.route("/v1/alerts", methods=["GET"])
+@handle_errors
+def list_alerts() -> Response:
+    request, svc, _ = admin()
+    alerts = svc.alerting.alert_views(svc.clock(), request.query_params or {})
+    return json_response(200, {"alerts": alerts})
+
+
+@app.route("/v1/silences", methods=["GET"])
+@handle_errors
+def list_silences() -> Response:
+    request, svc, _ = admin()
+    state = request.query_params.get("state") if request.query_params else None
+    return json_response(200, {"silences": svc.silences.list(svc.clock(), state)})
+
+
+@app.route("/v1/silences", methods=["POST"], content_types=["*/*"])
+@handle_errors
+def add_silence() -> Response:
+    request, svc, principal = admin()
+    now = svc.clock()
+    silence = svc.silences.add(json_body(request), now, created_by=principal.token_id)
+    return json_response(201, silence.as_json(now))
+
+
+@app.route("/v1/silences/{silence_id}", methods=["DELETE"])
+@handle_errors
+def delete_silence(silence_id: str) -> Response:
+    _, svc, _ = admin()
+    svc.silences.delete(silence_id)
+    return json_response(200, {"deleted": silence_id})

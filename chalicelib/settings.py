@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chalicelib.core.alert_message import Severity
+from chalicelib.core.durations import parse_duration
 from chalicelib.core.influx import InfluxTarget
 from chalicelib.core.limits import Limits
 from chalicelib.core.line_protocol import InfluxApi
@@ -116,7 +117,7 @@ class NotifySettings:
             pagerduty_url=env.get("FLEETPULSE_PAGERDUTY_URL") or PAGERDUTY_EVENTS_URL,
             pagerduty_routing_key_param=env.get("FLEETPULSE_PAGERDUTY_ROUTING_KEY_PARAM")
             or f"/fleetpulse/{stage}/pagerduty-routing-key",
-            status_page_url=env.get("FLEETPULSE_STATUS_PAGE_URL") or None,
+            status_page_url=env.get("FLEETPULSE_STATUS_URL") or None,
             routes=routes,
             alert_emails=tuple(
                 e.strip() for e in env.get("FLEETPULSE_ALERT_EMAILS", "").split(",") if e.strip()
@@ -169,6 +170,15 @@ class Settings:
             username=self.influx_username,
         )
 
+    # Alerting (docs/ALERTING.md).
+    rules_path: str | None = None  # None: chalicelib/rules/default.yaml
+    heartbeat_grace: timedelta = timedelta(minutes=2)
+    outage_share: float = 0.3
+    outage_min_hosts: int = 3
+    retired_retention: timedelta = timedelta(days=7)
+    resolved_retention: timedelta = timedelta(hours=24)
+    status_url: str | None = None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -188,6 +198,22 @@ class Settings:
         if cache_s < 0:
             raise SettingsError("FLEETPULSE_TOKEN_CACHE_SECONDS must be 0 or more")
         influx = _influx_settings(env) if store == "influxdb" else {}
+
+        def duration(var: str, default: str) -> timedelta:
+            try:
+                return parse_duration(env.get(var) or default)
+            except ValueError as exc:
+                raise SettingsError(f"{var} {exc}") from None
+
+        try:
+            outage_share = float(env.get("FLEETPULSE_OUTAGE_SHARE") or "0.3")
+            outage_min_hosts = int(env.get("FLEETPULSE_OUTAGE_MIN_HOSTS") or "3")
+        except ValueError as exc:
+            raise SettingsError(f"FLEETPULSE_OUTAGE_SHARE/MIN_HOSTS: {exc}") from None
+        if not 0 < outage_share <= 1:
+            raise SettingsError("FLEETPULSE_OUTAGE_SHARE must be above 0 and at most 1")
+        if outage_min_hosts < 1:
+            raise SettingsError("FLEETPULSE_OUTAGE_MIN_HOSTS must be 1 or more")
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -205,6 +231,13 @@ class Settings:
             limits=limits,
             notify=NotifySettings.from_env(env, stage),
             **influx,  # type: ignore[arg-type]
+            rules_path=env.get("FLEETPULSE_RULES") or None,
+            heartbeat_grace=duration("FLEETPULSE_HEARTBEAT_GRACE", "2m"),
+            outage_share=outage_share,
+            outage_min_hosts=outage_min_hosts,
+            retired_retention=duration("FLEETPULSE_RETIRED_RETENTION", "7d"),
+            resolved_retention=duration("FLEETPULSE_RESOLVED_RETENTION", "24h"),
+            status_url=env.get("FLEETPULSE_STATUS_URL") or None,
         )
 
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
-from chalicelib.core.errors import IngestError
+from chalicelib.core.errors import IngestError, InvalidPayload, Problem
 from chalicelib.core.line_protocol import InfluxApi
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.services.ingest import IngestResult
@@ -197,3 +197,11 @@ def query_param(request: Request, name: str) -> str | None:
     params = request.query_params
     value = params.get(name) if params is not None else None
     return value if value else None
+
+
+def json_body(request: Request) -> Any:
+    """The request body as JSON; 400 when it is not."""
+    try:
+        return json.loads(body_bytes(request) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload("body is not valid JSON", [Problem("", str(exc))]) from None

@@ -8,7 +8,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.core.ports import DeliveryLedger, HostStore, MetricStore, TokenStore
+from chalicelib.core.ports import (
+    AlertPublisher,
+    AlertStore,
+    DeliveryLedger,
+    HostStore,
+    MetricStore,
+    SilenceStore,
+    TokenStore,
+)
 from chalicelib.services.auth import Authenticator
 from chalicelib.services.ingest import IngestService
 from chalicelib.services.line_protocol import LineProtocolIngest
@@ -19,7 +27,10 @@ if TYPE_CHECKING:
     from chalicelib.adapters.pagerduty import PagerDutyNotifier
     from chalicelib.adapters.slack import SlackNotifier
     from chalicelib.adapters.ssm import SSMParameters
+    from chalicelib.core.evaluation import AlertingPolicy
+    from chalicelib.services.alerting import AlertingService
     from chalicelib.services.notify import NotifyService
+    from chalicelib.services.silences import SilenceService
 
 
 def utc_now() -> datetime:
@@ -145,6 +156,54 @@ class Services:
     @cached_property
     def line_protocol(self) -> LineProtocolIngest:
         return LineProtocolIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def alert_store(self) -> AlertStore:
+        from chalicelib.adapters.dynamodb import DynamoDBAlertStore
+
+        return DynamoDBAlertStore(self.clients.get("dynamodb"), self.settings.alerts_table)
+
+    @cached_property
+    def silence_store(self) -> SilenceStore:
+        from chalicelib.adapters.dynamodb import DynamoDBSilenceStore
+
+        return DynamoDBSilenceStore(self.clients.get("dynamodb"), self.settings.silences_table)
+
+    @cached_property
+    def alert_publisher(self) -> AlertPublisher:
+        from chalicelib.adapters.sns import SNSAlertPublisher
+
+        if not self.settings.alerts_topic_arn:
+            raise SettingsError(
+                "FLEETPULSE_ALERTS_TOPIC_ARN is not set: alerts cannot be published"
+            )
+        return SNSAlertPublisher(self.clients.get("sns"), self.settings.alerts_topic_arn)
+
+    @cached_property
+    def alerting_policy(self) -> AlertingPolicy:
+        """The rules file, read once per container; a bad file fails here, loudly."""
+        from chalicelib.adapters.rules_file import load_policy
+
+        return load_policy(self.settings)
+
+    @cached_property
+    def alerting(self) -> AlertingService:
+        from chalicelib.services.alerting import AlertingService
+
+        return AlertingService(
+            hosts=self.host_store,
+            alerts=self.alert_store,
+            silences=self.silence_store,
+            publisher=lambda: self.alert_publisher,
+            metrics=self.metric_store,
+            policy=lambda: self.alerting_policy,
+        )
+
+    @cached_property
+    def silences(self) -> SilenceService:
+        from chalicelib.services.silences import SilenceService
+
+        return SilenceService(self.silence_store)
 
 
 _services: Services | None = None

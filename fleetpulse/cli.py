@@ -16,6 +16,10 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.tokens",
     "fleetpulse.commands.notify",
+    "fleetpulse.commands.hosts",
+    "fleetpulse.commands.alerts",
+    "fleetpulse.commands.silences",
+    "fleetpulse.commands.rules",
     "fleetpulse.commands.local",
 )
 

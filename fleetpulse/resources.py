@@ -26,6 +26,10 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
     return [
         table(settings.tokens_table, "token_id"),
         table(settings.hosts_table, "host"),
+        # Open alerts and those resolved within the retention, one item each: the
+        # evaluator reads them all with one Scan (docs/ALERTING.md).
+        table(settings.alerts_table, "alert_id"),
+        table(settings.silences_table, "silence_id"),
         ledger_table(settings),
     ]
 
@@ -59,7 +63,8 @@ def ttl_definitions(settings: Settings) -> list[dict[str, Any]]:
 
 
 def create_all(settings: Settings, clients: Any, memory_retention_hours: int = 24) -> None:
-    """Create every table (with TTL where set), the Timestream database and table (idempotent)."""
+    """Create every table (with TTL where set), the alerts topic (when configured), the
+    Timestream database and table (idempotent)."""
     dynamodb = clients.get("dynamodb")
     existing = set(dynamodb.list_tables().get("TableNames", []))
     for definition in table_definitions(settings):
@@ -68,6 +73,9 @@ def create_all(settings: Settings, clients: Any, memory_retention_hours: int = 2
     for ttl in ttl_definitions(settings):
         if ttl["TableName"] not in existing:
             dynamodb.update_time_to_live(**ttl)
+    if settings.alerts_topic_arn:
+        # CreateTopic is idempotent; the name is the ARN's last part.
+        clients.get("sns").create_topic(Name=settings.alerts_topic_arn.rsplit(":", 1)[-1])
     ts = clients.get("timestream-write")
     with contextlib.suppress(ts.exceptions.ConflictException):
         ts.create_database(DatabaseName=settings.timestream_database)

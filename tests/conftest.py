@@ -23,6 +23,7 @@ os.environ.update(
 for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FLEETPULSE_AWS_ENDPOINT_URL"):
     os.environ.pop(var, None)
 
+from tests.support.alerting_aws import alerting_stack  # noqa: E402
 from tests.support.aws import aws, aws_services  # noqa: E402
 from tests.support.http import (  # noqa: E402
     api,
@@ -36,6 +37,7 @@ from tests.support.notify import rig  # noqa: E402
 from tests.support.webhooks import pagerduty, slack  # noqa: E402
 
 __all__ = [
+    "alerting_stack",
     "api",
     "aws",
     "aws_services",

@@ -1,4 +1,4 @@
-"""DynamoDB adapters: tokens and hosts.
+"""DynamoDB adapters: tokens, hosts, alerts and silences.
 
 Items are read and written with the low-level client and boto3's type
 (de)serializer, so the request shapes are exactly what DynamoDB receives.
@@ -6,16 +6,26 @@ Items are read and written with the low-level client and boto3's type
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.core.hosts import HostState, HostUpdate
+from chalicelib.core.alert_message import AlertKind, AlertStatus, Severity
+from chalicelib.core.alerts import AlertRecord, AlertState
+from chalicelib.core.heartbeats import (
+    DEFAULT_INTERVAL,
+    HostSnapshot,
+    instant_of_ms,
+    ms_of_instant,
+)
+from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
 from chalicelib.core.ports import BackendUnavailable
+from chalicelib.core.silences import Silence, silence_from_json
 from chalicelib.core.tokens import Scope, TokenRecord
 
 if TYPE_CHECKING:
@@ -240,6 +250,236 @@ class DynamoDBHostStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+        """One paginated Scan, eventually consistent: every write that acts on what it
+        read is conditional, so a read a second old costs a no-op at worst."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        hosts: list[HostSnapshot] = []
+        try:
+            for item in _scan(self.client, self.table, consistent=False):
+                snapshot = snapshot_from_item(item, fields)
+                if snapshot is not None:
+                    hosts.append(snapshot)
+        except (ClientError, BotoCoreError) as exc:
+            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
+        return hosts
+
+    def mark_down(self, host: str, last_seen_at: datetime) -> bool:
+        return self._conditional(
+            host,
+            "SET #state = :down",
+            "#state = :up AND last_seen_at = :seen",
+            {":down": {"S": HostState.DOWN.value}, ":up": {"S": HostState.UP.value}}
+            | {":seen": {"N": str(ms_of_instant(last_seen_at))}},
+        )
+
+    def pause(self, host: str) -> bool:
+        return self._conditional(
+            host,
+            "SET #state = :paused",
+            "attribute_exists(#host)",
+            {":paused": {"S": HostState.PAUSED.value}},
+        )
+
+    def resume(self, host: str) -> bool:
+        if self._conditional(
+            host,
+            "SET #state = :up",
+            "#state = :paused",
+            {":up": {"S": HostState.UP.value}, ":paused": {"S": HostState.PAUSED.value}},
+        ):
+            return True
+        try:
+            return self.get(host) is not None  # not paused: nothing to undo
+        except Exception as exc:
+            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
+
+    def forget(self, host: str, last_seen_at: datetime) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"host": {"S": host}},
+                ConditionExpression="#state = :retired AND last_seen_at = :seen",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":retired": {"S": HostState.RETIRED.value},
+                    ":seen": {"N": str(ms_of_instant(last_seen_at))},
+                },
+            )
+        except ClientError as exc:
+            if _client_error(exc) == "ConditionalCheckFailedException":
+                return False
+            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"hosts table: {exc}") from exc
+        return True
+
+    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+        stale = [(SERIES_PREFIX + k, t) for k, t in series.items()]
+        stale += [(SERVICE_PREFIX + k, t) for k, t in services.items()]
+        done = True
+        for start in range(0, len(stale), MAX_ASSIGNMENTS // 2):
+            chunk = stale[start : start + MAX_ASSIGNMENTS // 2]
+            names = {"#t": "t"} | {f"#a{i}": name for i, (name, _) in enumerate(chunk)}
+            values = {f":t{i}": {"N": str(t)} for i, (_, t) in enumerate(chunk)}
+            # Each attribute goes only if it still holds what was read: a post
+            # that refreshed it since keeps it.
+            condition = " AND ".join(f"#a{i}.#t = :t{i}" for i in range(len(chunk)))
+            done = (
+                self._conditional(
+                    host,
+                    "REMOVE " + ", ".join(f"#a{i}" for i in range(len(chunk))),
+                    condition,
+                    values,
+                    names,
+                )
+                and done
+            )
+        return done
+
+    def _conditional(
+        self,
+        host: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        all_names = {"#state": "state", "#host": "host", **(names or {})}
+        used = {k: v for k, v in all_names.items() if k in update or k in condition}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"host": {"S": host}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=used,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _client_error(exc) == "ConditionalCheckFailedException":
+                return False
+            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"hosts table: {exc}") from exc
+        return True
+
+
+def _scan(client: DynamoDBClient, table: str, consistent: bool) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent}
+    while True:
+        page = client.scan(**kwargs)
+        yield from page.get("Items", [])
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last
+
+
+def _number(raw: dict[str, Any]) -> float:
+    return float(raw["N"])
+
+
+def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
+    if raw is None or "N" not in raw:
+        return None
+    return instant_of_ms(int(raw["N"]))
+
+
+def snapshot_from_item(
+    item: dict[str, Any], wanted: Mapping[str, frozenset[str]] | None = None
+) -> HostSnapshot | None:
+    """A host item, as Scan returns it (low-level), read straight into a HostSnapshot.
+
+    This runs for every host every minute: it reads the known layout directly
+    instead of deserializing every attribute with boto3's generic
+    TypeDeserializer (about 20 times slower on items with many series), and
+    when `wanted` (measurement -> fields some rule reads) is given, only those
+    fields: a series no rule reads keeps its time and tags, for staleness.
+    An attribute that does not have the layout is skipped, never fatal.
+    """
+    try:
+        host = item["host"]["S"]
+        last_seen = _ms_instant(item.get("last_seen_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if last_seen is None:
+        return None
+    try:
+        state = HostState(item.get("state", {}).get("S", "up"))
+    except ValueError:
+        state = HostState.UP
+    interval = DEFAULT_INTERVAL
+    if "interval_s" in item:
+        interval = timedelta(seconds=_number(item["interval_s"]))
+    tags: dict[str, str] = {}
+    raw_tags = item.get("tags", {}).get("M")
+    if raw_tags:
+        tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
+    series: dict[str, SeriesLatest] = {}
+    services: dict[str, ServiceLatest] = {}
+    for name, raw in item.items():
+        prefix = name[:2]
+        if prefix == SERIES_PREFIX:
+            try:
+                m = raw["M"]
+                measurement = m["m"]["S"]
+                fields: dict[str, float | int | bool] = {}
+                stored = m["f"]["M"]
+                names = stored if wanted is None else wanted.get(measurement, ())
+                for field_name in names:
+                    v = stored.get(field_name)
+                    if v is None:
+                        continue
+                    number = v.get("N")
+                    if number is not None:
+                        fields[field_name] = float(number)
+                    elif "BOOL" in v:
+                        fields[field_name] = v["BOOL"]
+                series_tags = m.get("tags", {}).get("M") or {}
+                series[name[2:]] = SeriesLatest(
+                    measurement,
+                    {k: v["S"] for k, v in series_tags.items()},
+                    int(m["t"]["N"]),
+                    fields,
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        elif prefix == SERVICE_PREFIX:
+            try:
+                m = raw["M"]
+                ttl = m.get("ttl")
+                value = m.get("v")
+                services[name[2:]] = ServiceLatest(
+                    m["status"]["S"],
+                    int(m["t"]["N"]),
+                    int(ttl["N"]) if ttl and "N" in ttl else None,
+                    m.get("d", {}).get("S", ""),
+                    float(value["N"]) if value and "N" in value else None,
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+    agent_name = item.get("agent_name", {}).get("S")
+    agent_version = item.get("agent_version", {}).get("S")
+    return HostSnapshot(
+        host=host,
+        state=state,
+        last_seen_at=last_seen,
+        first_seen_at=_ms_instant(item.get("first_seen_at")) or last_seen,
+        interval=interval,
+        tags=tags,
+        agent_name=agent_name,
+        agent_version=agent_version,
+        retired_at=_ms_instant(item.get("retired_at")),
+        series=series,
+        services=services,
+    )
+
 
 def _host_assignments(
     update: HostUpdate,
@@ -298,3 +538,191 @@ def _chunks(
             chunk = []
         chunk.append(assignment)
     yield chunk
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def alert_to_item(record: AlertRecord) -> dict[str, Any]:
+    """An alert record as plain values for the alerts table (absent values are left out)."""
+    item: dict[str, Any] = {
+        "alert_id": record.alert_id,
+        "kind": record.kind.value,
+        "host": record.host,
+        "rule": record.rule,
+        "state": record.state.value,
+        "severity": record.severity.value,
+        "summary": record.summary,
+        "description": record.description,
+        "labels": dict(record.labels),
+        "active_at": record.active_at.isoformat(),
+        "version": record.version,
+    }
+    optional: dict[str, Any] = {
+        "value": ddb_number(record.value) if record.value is not None else None,
+        "threshold": ddb_number(record.threshold) if record.threshold is not None else None,
+        "runbook": record.runbook,
+        "fired_at": _iso(record.fired_at),
+        "resolved_at": _iso(record.resolved_at),
+        "clear_since": _iso(record.clear_since),
+        "notified": record.notified.value if record.notified else None,
+        "notified_at": _iso(record.notified_at),
+        "notified_severity": record.notified_severity.value if record.notified_severity else None,
+        "outbox": json.dumps(record.outbox) if record.outbox is not None else None,
+        "outbox_at": _iso(record.outbox_at),
+        "updated_at": _iso(record.updated_at),
+    }
+    item.update({k: v for k, v in optional.items() if v is not None})
+    return item
+
+
+def alert_from_item(item: dict[str, Any]) -> AlertRecord:
+    def number(key: str) -> float | None:
+        value = item.get(key)
+        return float(value) if value is not None else None
+
+    active_at = _instant(item["active_at"])
+    assert active_at is not None
+    return AlertRecord(
+        alert_id=item["alert_id"],
+        kind=AlertKind(item["kind"]),
+        host=item["host"],
+        rule=item["rule"],
+        state=AlertState(item["state"]),
+        severity=Severity(item["severity"]),
+        summary=item.get("summary", ""),
+        active_at=active_at,
+        description=item.get("description", ""),
+        value=number("value"),
+        threshold=number("threshold"),
+        labels=dict(item.get("labels", {})),
+        runbook=item.get("runbook"),
+        fired_at=_instant(item.get("fired_at")),
+        resolved_at=_instant(item.get("resolved_at")),
+        clear_since=_instant(item.get("clear_since")),
+        notified=AlertStatus(item["notified"]) if item.get("notified") else None,
+        notified_at=_instant(item.get("notified_at")),
+        notified_severity=Severity(item["notified_severity"])
+        if item.get("notified_severity")
+        else None,
+        outbox=json.loads(item["outbox"]) if item.get("outbox") else None,
+        outbox_at=_instant(item.get("outbox_at")),
+        version=int(item.get("version", 0)),
+        updated_at=_instant(item.get("updated_at")),
+    )
+
+
+class DynamoDBAlertStore:
+    """One item per alert (key `alert_id`): open alerts and those resolved within the
+    retention. Reading "all open alerts" is one Scan of a table that holds little else;
+    the history of transitions lives in the metric store as `alert` events."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def scan(self) -> list[AlertRecord]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        records: list[AlertRecord] = []
+        try:
+            for item in _scan(self.client, self.table, consistent=True):
+                try:
+                    records.append(alert_from_item(from_item(item)))
+                except (KeyError, ValueError, TypeError, AssertionError):
+                    logger.error("unreadable alert item skipped", extra={"item": str(item)[:500]})
+        except (ClientError, BotoCoreError) as exc:
+            raise BackendUnavailable(f"alerts table: {_client_error(exc)}") from exc
+        return records
+
+    def put(self, record: AlertRecord, expected_version: int | None) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": to_item(alert_to_item(record))}
+        if expected_version is None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(alert_id)"
+        else:
+            kwargs["ConditionExpression"] = "#v = :v"
+            kwargs["ExpressionAttributeNames"] = {"#v": "version"}
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+        return self._conditional(lambda: self.client.put_item(**kwargs))
+
+    def delete(self, alert_id: str, expected_version: int) -> bool:
+        return self._conditional(
+            lambda: self.client.delete_item(
+                TableName=self.table,
+                Key={"alert_id": {"S": alert_id}},
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":v": {"N": str(expected_version)}},
+            )
+        )
+
+    def _conditional(self, call: Any) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            call()
+        except ClientError as exc:
+            if _client_error(exc) == "ConditionalCheckFailedException":
+                return False
+            raise BackendUnavailable(f"alerts table: {_client_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"alerts table: {exc}") from exc
+        return True
+
+
+class DynamoDBSilenceStore:
+    """One item per silence (key `silence_id`), as the API shows it."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def list(self) -> list[Silence]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        silences: list[Silence] = []
+        try:
+            for item in _scan(self.client, self.table, consistent=True):
+                try:
+                    silences.append(silence_from_json(from_item(item)))
+                except (KeyError, ValueError, TypeError):
+                    logger.error("unreadable silence skipped", extra={"item": str(item)[:500]})
+        except (ClientError, BotoCoreError) as exc:
+            raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
+        return sorted(silences, key=lambda s: s.created_at)
+
+    def put(self, silence: Silence) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        stored = silence.as_json(silence.created_at)
+        del stored["state"]
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_item({k: v for k, v in stored.items() if v is not None}),
+                ConditionExpression="attribute_not_exists(silence_id)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
+
+    def delete(self, silence_id: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"silence_id": {"S": silence_id}},
+                ConditionExpression="attribute_exists(silence_id)",
+            )
+        except ClientError as exc:
+            if _client_error(exc) == "ConditionalCheckFailedException":
+                return False
+            raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"silences table: {exc}") from exc
+        return True

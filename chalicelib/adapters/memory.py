@@ -8,13 +8,23 @@ resend as success but a different value at the same instant as a rejection.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.core.hosts import HostState, HostUpdate
+from chalicelib.core.alert_message import AlertMessage
+from chalicelib.core.alerts import AlertRecord
+from chalicelib.core.heartbeats import (
+    DEFAULT_INTERVAL,
+    HostSnapshot,
+    instant_of_ms,
+    ms_of_instant,
+)
+from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
 from chalicelib.core.models import HostReport, Rejection
+from chalicelib.core.ports import BackendUnavailable
+from chalicelib.core.silences import Silence
 from chalicelib.core.timestream import expand_records, plan_writes
 from chalicelib.core.tokens import TokenRecord
 
@@ -80,9 +90,68 @@ class InMemoryTokenStore:
             self.items[token_id] = replace(record, last_used_at=at)
 
 
+_ms = ms_of_instant
+_at = instant_of_ms
+
+
 class InMemoryHostStore:
+    """Host items as plain dicts, laid out like the DynamoDB items (`s#...`, `e#...`)."""
+
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+        with self._lock:
+            return [_snapshot(item) for item in self.items.values()]
+
+    def mark_down(self, host: str, last_seen_at: datetime) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None or item["state"] != "up" or item["last_seen_at"] != _ms(last_seen_at):
+                return False
+            item["state"] = HostState.DOWN.value
+            return True
+
+    def pause(self, host: str) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None:
+                return False
+            item["state"] = HostState.PAUSED.value
+            return True
+
+    def resume(self, host: str) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None:
+                return False
+            if item["state"] == HostState.PAUSED.value:
+                item["state"] = HostState.UP.value
+            return True
+
+    def forget(self, host: str, last_seen_at: datetime) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None or item["state"] != "retired":
+                return False
+            if item["last_seen_at"] != _ms(last_seen_at):
+                return False
+            del self.items[host]
+            return True
+
+    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None:
+                return False
+            names = [("s#" + k, t) for k, t in series.items()]
+            names += [("e#" + k, t) for k, t in services.items()]
+            if any(item.get(name, {}).get("t") != t for name, t in names):
+                return False
+            for name, _ in names:
+                del item[name]
+            return True
 
     def record(self, update: HostUpdate) -> None:
         item = self.items.setdefault(update.host, {"host": update.host})
@@ -116,3 +185,92 @@ class InMemoryHostStore:
                 "ttl": svc.ttl_ms,
                 "v": svc.value,
             }
+
+
+def _snapshot(item: dict[str, Any]) -> HostSnapshot:
+    series = {
+        k[2:]: SeriesLatest(v["m"], dict(v["tags"]), v["t"], dict(v["f"]))
+        for k, v in item.items()
+        if k.startswith("s#")
+    }
+    services = {
+        k[2:]: ServiceLatest(v["status"], v["t"], v.get("ttl"), v.get("d", ""), v.get("v"))
+        for k, v in item.items()
+        if k.startswith("e#")
+    }
+    interval = item.get("interval_s")
+    return HostSnapshot(
+        host=item["host"],
+        state=HostState(item["state"]),
+        last_seen_at=_at(item["last_seen_at"]),
+        first_seen_at=_at(item["first_seen_at"]),
+        interval=timedelta(seconds=interval) if interval else DEFAULT_INTERVAL,
+        tags=dict(item.get("tags", {})),
+        agent_name=item.get("agent_name"),
+        agent_version=item.get("agent_version"),
+        retired_at=_at(item["retired_at"]) if "retired_at" in item else None,
+        series=series,
+        services=services,
+    )
+
+
+class InMemoryAlertStore:
+    """Alert records with the same compare-and-swap as the DynamoDB store; counts requests."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, AlertRecord] = {}
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[AlertRecord]:
+        with self._lock:
+            self.requests += 1
+            return list(self.items.values())
+
+    def put(self, record: AlertRecord, expected_version: int | None) -> bool:
+        with self._lock:
+            self.requests += 1
+            known = self.items.get(record.alert_id)
+            if (known.version if known else None) != expected_version:
+                return False
+            self.items[record.alert_id] = record
+            return True
+
+    def delete(self, alert_id: str, expected_version: int) -> bool:
+        with self._lock:
+            self.requests += 1
+            known = self.items.get(alert_id)
+            if known is None or known.version != expected_version:
+                return False
+            del self.items[alert_id]
+            return True
+
+
+class InMemorySilenceStore:
+    def __init__(self) -> None:
+        self.items: dict[str, Silence] = {}
+
+    def list(self) -> list[Silence]:
+        return sorted(self.items.values(), key=lambda s: s.created_at)
+
+    def put(self, silence: Silence) -> None:
+        if silence.silence_id in self.items:
+            raise ValueError(f"silence {silence.silence_id} exists")
+        self.items[silence.silence_id] = silence
+
+    def delete(self, silence_id: str) -> bool:
+        return self.items.pop(silence_id, None) is not None
+
+
+class InMemoryAlertPublisher:
+    """Records what was published; `fail` makes the next publishes raise."""
+
+    def __init__(self) -> None:
+        self.messages: list[AlertMessage] = []
+        self.fail = 0
+
+    def publish(self, message: AlertMessage) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise BackendUnavailable("publish failed (in-memory publisher told to fail)")
+        self.messages.append(message)

@@ -51,3 +51,7 @@ class Unauthorized(IngestError):
 
 class Forbidden(IngestError):
     status = 403
+
+
+class NotFound(IngestError):
+    status = 404

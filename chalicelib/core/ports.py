@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.core.alert_message import AlertMessage
+from chalicelib.core.alerts import AlertRecord
+from chalicelib.core.heartbeats import HostSnapshot
 from chalicelib.core.hosts import HostUpdate
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.notify import Channel, Claim, Delivery, DeliveryRecord, Episode, Notification
+from chalicelib.core.silences import Silence
 from chalicelib.core.tokens import TokenRecord
 
 
@@ -48,6 +51,66 @@ class TokenStore(Protocol):
 class HostStore(Protocol):
     def record(self, update: HostUpdate) -> None:
         """Apply one post's heartbeat facts and latest values to the host's item."""
+        ...
+
+    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+        """Every host, read in as few requests as the store allows (one paginated scan).
+
+        `fields`: measurement -> the only fields the caller will look at (None:
+        everything); a store may leave the others out.
+        """
+        ...
+
+    def mark_down(self, host: str, last_seen_at: datetime) -> bool:
+        """Set state `down` if it is still `up` and last seen at `last_seen_at`.
+
+        False when a post landed since the read (or another evaluator got there).
+        """
+        ...
+
+    def pause(self, host: str) -> bool:
+        """Pause the host's heartbeat until it posts again; False when there is no such host."""
+        ...
+
+    def resume(self, host: str) -> bool:
+        """Undo a pause; False when there is no such host."""
+        ...
+
+    def forget(self, host: str, last_seen_at: datetime) -> bool:
+        """Delete a retired host if it is still retired and last seen at `last_seen_at`."""
+        ...
+
+    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+        """Remove stale latest values if they still carry the times read (key -> time_ms)."""
+        ...
+
+
+class AlertStore(Protocol):
+    """Alert records; every write is a compare-and-swap on `version`."""
+
+    def scan(self) -> list[AlertRecord]:
+        """Every stored alert (open, and resolved within the retention), strongly consistent."""
+        ...
+
+    def put(self, record: AlertRecord, expected_version: int | None) -> bool:
+        """Write `record` if the stored version is `expected_version` (None: absent).
+
+        False when it is not: another evaluator won. Raises BackendUnavailable.
+        """
+        ...
+
+    def delete(self, alert_id: str, expected_version: int) -> bool:
+        """Delete the record if its version is still `expected_version`."""
+        ...
+
+
+class SilenceStore(Protocol):
+    def list(self) -> list[Silence]: ...
+
+    def put(self, silence: Silence) -> None: ...
+
+    def delete(self, silence_id: str) -> bool:
+        """False when there is no such silence."""
         ...
 
 

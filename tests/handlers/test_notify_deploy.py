@@ -21,7 +21,7 @@ factory = CLIFactory(project_dir=".", environ=os.environ)  # as the `chalice` co
 config = factory.create_config_obj(chalice_stage_name=sys.argv[1])
 app = config.chalice_app
 print(json.dumps({
-    "topics": sorted([s.name, s.topic] for s in app.event_sources),
+    "topics": sorted([s.name, s.topic] for s in app.event_sources if hasattr(s, "topic")),
     "timeouts": {n: config.scope(sys.argv[1], n).lambda_timeout
                  for n in ("notify_slack", "notify_pagerduty", "api_handler")},
 }))

@@ -1,0 +1,459 @@
+"""One evaluation of the whole fleet: hosts, open alerts, silences and the time in; changes out.
+
+Pure: it reads nothing and writes nothing. The use-case
+(chalicelib.services.alerting) reads the tables once, calls `evaluate`, and
+writes only the changes it returns, each with a compare-and-swap.
+
+Missing data: a series not updated for max(5 min, 2 x the host's interval)
+is absent. While the host itself is silent (late, down or paused) its
+threshold and service alerts keep their state and send no reminders: the
+heartbeat alert speaks for it, and an ingest outage does not resolve and
+re-page everything (a resolved notice still goes out if owed). While
+the host posts, an absent series counts as "condition not holding": a firing
+alert resolves after its keep_firing_for. A retired or forgotten host's
+alerts resolve.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from chalicelib.core.alert_message import AlertKind, Severity
+from chalicelib.core.alerts import (
+    AlertChange,
+    AlertRecord,
+    Observation,
+    StepContext,
+    Timing,
+    heartbeat_alert_id,
+    service_alert_id,
+    step,
+    threshold_alert_id,
+)
+from chalicelib.core.durations import format_duration
+from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
+from chalicelib.core.hosts import HostState
+from chalicelib.core.matchers import matches_all
+from chalicelib.core.rules import (
+    HEARTBEAT_RULE,
+    OUTAGE_RULE,
+    SERVICE_RULE,
+    RuleSet,
+    ThresholdRule,
+)
+from chalicelib.core.silences import Silence
+
+# The host fleet-wide alerts are reported under.
+FLEET_HOST = "fleetpulse"
+OUTAGE_ALERT_ID = f"{FLEET_HOST}/{OUTAGE_RULE}"
+STALE_AFTER = timedelta(minutes=5)  # and at least 2 intervals
+SERIES_FORGET_AFTER = timedelta(hours=24)  # and at least 4 intervals: pruned from the host item
+SERVICE_FORGET_AFTER = timedelta(days=7)
+_OPEN = ("pending", "firing")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertingPolicy:
+    """The rules file plus the deployment's settings."""
+
+    rules: RuleSet
+    default_grace: timedelta = timedelta(minutes=2)
+    outage_share: float = 0.3
+    outage_min_hosts: int = 3
+    retired_retention: timedelta = timedelta(days=7)
+    resolved_retention: timedelta = timedelta(hours=24)
+    notify_lease: timedelta = timedelta(seconds=30)
+    status_url: str | None = None
+
+    @property
+    def fields_used(self) -> dict[str, frozenset[str]]:
+        """measurement -> the fields threshold rules read: the only ones worth decoding."""
+        return {
+            m: frozenset(n for r in rules for n in (r.field, r.divide_by) if n is not None)
+            for m, rules in self.rules.by_measurement.items()
+        }
+
+    def grace_for(self, host: HostSnapshot) -> timedelta:
+        """Host tag `heartbeat_grace`, else the first matching override, else the global grace."""
+        tagged = host_grace_tag(host.tags) if host.tags else None
+        if tagged is not None:
+            return tagged
+        heartbeat = self.rules.heartbeat
+        if heartbeat.overrides:
+            names = {"host": host.host}
+            for override in heartbeat.overrides:
+                if matches_all(override.matchers, names, host.tags):
+                    return override.grace
+        return heartbeat.grace if heartbeat.grace is not None else self.default_grace
+
+    def timing(self, kind: AlertKind, rule: str) -> Timing:
+        if rule in (HEARTBEAT_RULE, OUTAGE_RULE):
+            return Timing(repeat=self.rules.heartbeat.repeat)
+        if rule == SERVICE_RULE:
+            return Timing(repeat=self.rules.events.repeat)
+        found = self.rules.by_name.get(rule)
+        if found is None:
+            return Timing()
+        return Timing(found.hold, found.keep, found.repeat)
+
+
+class HostAction(enum.StrEnum):
+    MARK_DOWN = "mark_down"  # state up -> down, if last_seen_at is still what was read
+    FORGET = "forget"  # delete a retired host past its retention
+    PRUNE = "prune"  # remove long-stale series and services from the item
+
+
+@dataclass(frozen=True, slots=True)
+class HostChange:
+    action: HostAction
+    host: str
+    last_seen_at: datetime
+    alert_id: str | None = None  # MARK_DOWN: the heartbeat alert that waits on it
+    series: dict[str, int] = field(default_factory=dict)  # PRUNE: key -> time_ms read
+    services: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    now: datetime
+    alerts: list[AlertChange]
+    hosts: list[HostChange]
+    statuses: dict[HostStatus, int]
+    outage: bool = False
+    silent_hosts: int = 0
+    active_hosts: int = 0
+
+
+def evaluate(
+    hosts: Iterable[HostSnapshot],
+    alerts: Mapping[str, AlertRecord],
+    silences: Sequence[Silence],
+    policy: AlertingPolicy,
+    now: datetime,
+) -> Evaluation:
+    """Every change this evaluation makes: alert transitions and notifications, host writes."""
+    now_ms = int(now.timestamp() * 1000)
+    by_measurement = policy.rules.by_measurement
+    hosts_with_alerts = {r.host for r in alerts.values()}
+    obs: dict[str, Observation] = {}
+    frozen_hosts: set[str] = set()
+    frozen_ids: set[str] = set()
+    host_changes: list[HostChange] = []
+    statuses = dict.fromkeys(HostStatus, 0)
+    down: list[tuple[HostSnapshot, timedelta]] = []
+    active = silent = 0
+    for h in hosts:
+        grace = policy.grace_for(h)
+        status = host_status(h, now, grace)
+        statuses[status] += 1
+        if status is HostStatus.RETIRED:
+            if now - h.last_seen_at >= policy.retired_retention:
+                host_changes.append(HostChange(HostAction.FORGET, h.host, h.last_seen_at))
+            continue
+        hb_id = heartbeat_alert_id(h.host)
+        hb_record = alerts.get(hb_id) if h.host in hosts_with_alerts else None
+        hb_open = hb_record is not None and hb_record.state in _OPEN
+        if status is not HostStatus.PAUSED:
+            active += 1
+            if not hb_open and now - h.last_seen_at > h.interval + grace / 2:
+                silent += 1
+        if status is HostStatus.DOWN:
+            down.append((h, grace))
+        elif hb_record is not None:
+            obs[hb_id] = _heartbeat_obs(h, grace, policy, now, breaching=False)
+        has_alerts = h.host in hosts_with_alerts
+        interval_ms = int(h.interval.total_seconds() * 1000)
+        stale_ms = now_ms - max(int(STALE_AFTER.total_seconds() * 1000), 2 * interval_ms)
+        forget_ms = now_ms - max(int(SERIES_FORGET_AFTER.total_seconds() * 1000), 4 * interval_ms)
+        if status in (HostStatus.LATE, HostStatus.DOWN, HostStatus.PAUSED):
+            frozen_hosts.add(h.host)
+            prune = {k: s.time_ms for k, s in h.series.items() if s.time_ms < forget_ms}
+        else:
+            prune = _thresholds(
+                h,
+                by_measurement=by_measurement,
+                alerts=alerts,
+                has_alerts=has_alerts,
+                stale_ms=stale_ms,
+                forget_ms=forget_ms,
+                obs=obs,
+            )
+            _services(
+                h,
+                policy=policy,
+                alerts=alerts,
+                has_alerts=has_alerts,
+                now_ms=now_ms,
+                obs=obs,
+                frozen_ids=frozen_ids,
+            )
+        forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
+        old_services = {
+            k: e.time_ms for k, e in h.services.items() if e.time_ms < forget_services_ms
+        }
+        if prune or old_services:
+            host_changes.append(
+                HostChange(
+                    HostAction.PRUNE, h.host, h.last_seen_at, series=prune, services=old_services
+                )
+            )
+    needed = max(policy.outage_min_hosts, math.ceil(policy.outage_share * active))
+    outage = active > 0 and silent >= needed
+    for h, grace in down:
+        hb_id = heartbeat_alert_id(h.host)
+        record = alerts.get(hb_id)
+        if outage and (record is None or record.state not in _OPEN):
+            continue  # the fleet-wide alert speaks for this host
+        obs[hb_id] = _heartbeat_obs(h, grace, policy, now, breaching=True)
+        if h.state is HostState.UP or h.state is HostState.NEW:
+            host_changes.append(HostChange(HostAction.MARK_DOWN, h.host, h.last_seen_at, hb_id))
+    if outage or OUTAGE_ALERT_ID in alerts:
+        obs[OUTAGE_ALERT_ID] = _outage_obs(outage, silent, active, policy)
+
+    active_silences = [s for s in silences if s.active_at(now)]
+
+    def silenced(record: AlertRecord) -> bool:
+        if not active_silences:
+            return False
+        builtin = {
+            "host": record.host,
+            "rule": record.rule,
+            "kind": record.kind.value,
+            "severity": record.severity.value,
+            "alert_id": record.alert_id,
+        }
+        return any(s.matches(builtin, record.labels) for s in active_silences)
+
+    changes: list[AlertChange] = []
+    for alert_id in {**obs, **alerts}:
+        record = alerts.get(alert_id)
+        observation = obs.get(alert_id)
+        subject = record or observation
+        assert subject is not None
+        # A silent host's other alerts keep their state, and stay quiet while it is
+        # silent (no reminders): its heartbeat alert speaks for it (inhibition).
+        inhibited = subject.host in frozen_hosts and subject.rule != HEARTBEAT_RULE
+        ctx = StepContext(
+            now=now,
+            timing=policy.timing(subject.kind, subject.rule),
+            silenced=_always if inhibited else silenced,
+            frozen=inhibited or alert_id in frozen_ids,
+            lease=policy.notify_lease,
+            retention=policy.resolved_retention,
+            status_url=policy.status_url,
+        )
+        change = step(record, observation, ctx)
+        if change is not None:
+            changes.append(change)
+    return Evaluation(now, changes, host_changes, statuses, outage, silent, active)
+
+
+def _always(record: AlertRecord) -> bool:
+    return True
+
+
+def _thresholds(
+    h: HostSnapshot,
+    *,
+    by_measurement: Mapping[str, tuple[ThresholdRule, ...]],
+    alerts: Mapping[str, AlertRecord],
+    has_alerts: bool,
+    stale_ms: int,
+    forget_ms: int,
+    obs: dict[str, Observation],
+) -> dict[str, int]:
+    """Observe every threshold rule on the host's fresh series; return the series to prune.
+
+    The hot loop of an evaluation: most series breach nothing and have no
+    alert, and cost a dict lookup and a comparison per rule.
+    """
+    prune: dict[str, int] = {}
+    host = h.host
+    host_names = {"host": host}
+    for key, s in h.series.items():
+        t = s.time_ms
+        if t < stale_ms:
+            if t < forget_ms:
+                prune[key] = t
+            continue
+        rules = by_measurement.get(s.measurement)
+        if rules is None:
+            continue
+        fields = s.fields
+        for rule in rules:
+            value = fields.get(rule.field)
+            if value is None or value.__class__ is bool:
+                continue
+            if rule.divide_by is not None:
+                divisor = fields.get(rule.divide_by)
+                if not divisor or divisor.__class__ is bool:
+                    continue
+                value = value / divisor
+            if rule.matchers and not matches_all(rule.matchers, s.tags, h.tags, host_names):
+                continue
+            # The alert id is built only when it can matter: most hosts have no alert.
+            alert_id = threshold_alert_id(host, rule.name, s.tags) if has_alerts else ""
+            record = alerts.get(alert_id) if has_alerts else None
+            level = rule.level(value, record is not None and record.state in _OPEN)
+            if level is None and record is None:
+                continue
+            if not alert_id:
+                alert_id = threshold_alert_id(host, rule.name, s.tags)
+            obs[alert_id] = _threshold_obs(
+                rule, h, s.tags, float(value), level=level, alert_id=alert_id
+            )
+    return prune
+
+
+def _threshold_obs(
+    rule: ThresholdRule,
+    h: HostSnapshot,
+    tags: dict[str, str],
+    value: float,
+    *,
+    level: tuple[Severity, float] | None,
+    alert_id: str,
+) -> Observation:
+    threshold: float | None
+    if level is not None:
+        severity: Severity | None = level[0]
+        threshold = level[1]
+    else:
+        severity = None
+        threshold = rule.warning if rule.warning is not None else rule.critical
+    labels = {**h.tags, **tags, **rule.labels}
+    values = {
+        "host": h.host,
+        "value": value,
+        "threshold": threshold,
+        "rule": rule.name,
+        "severity": severity.value if severity else "ok",
+        "measurement": rule.measurement,
+        "field": rule.field,
+        "op": rule.op.value,
+        "tags": tags,
+        "labels": labels,
+    }
+    return Observation(
+        alert_id=alert_id,
+        kind=AlertKind.THRESHOLD,
+        host=h.host,
+        rule=rule.name,
+        severity=severity,
+        summary=rule.summary.render(values),
+        description=rule.description.render(values) if rule.description else "",
+        value=value,
+        threshold=threshold,
+        labels=labels,
+        runbook=rule.runbook,
+    )
+
+
+def _services(
+    h: HostSnapshot,
+    *,
+    policy: AlertingPolicy,
+    alerts: Mapping[str, AlertRecord],
+    has_alerts: bool,
+    now_ms: int,
+    obs: dict[str, Observation],
+    frozen_ids: set[str],
+) -> None:
+    events = policy.rules.events
+    for service, e in h.services.items():
+        alert_id = service_alert_id(h.host, service)
+        record = alerts.get(alert_id) if has_alerts else None
+        kind = AlertKind.EVENT
+        severity: Severity | None
+        if e.ttl_ms is not None and now_ms > e.time_ms + e.ttl_ms:
+            kind = AlertKind.HEARTBEAT
+            severity = events.expired_severity
+            ago = format_duration(timedelta(milliseconds=now_ms - e.time_ms))
+            summary = f"{service} on {h.host} stopped reporting (last event {ago} ago)"
+        elif e.status in ("critical", "warning"):
+            severity = Severity(e.status)
+            summary = f"{service} on {h.host} is {e.status}"
+        elif e.status == "ok":
+            if record is None:
+                continue
+            severity = None
+            summary = f"{service} on {h.host} is ok"
+        else:  # unknown: says nothing either way, the alert keeps its state
+            if record is not None:
+                frozen_ids.add(alert_id)
+            continue
+        if e.description and kind is AlertKind.EVENT:
+            summary = f"{summary}: {e.description}"
+        obs[alert_id] = Observation(
+            alert_id=alert_id,
+            kind=kind,
+            host=h.host,
+            rule=SERVICE_RULE,
+            severity=severity,
+            summary=summary,
+            description=e.description,
+            value=e.value,
+            threshold=None,
+            labels={**h.tags, "service": service},
+            runbook=events.runbook,
+        )
+
+
+def _heartbeat_obs(
+    h: HostSnapshot, grace: timedelta, policy: AlertingPolicy, now: datetime, breaching: bool
+) -> Observation:
+    heartbeat = policy.rules.heartbeat
+    silent_for = max(now - h.last_seen_at, timedelta(0))
+    values = {
+        "host": h.host,
+        "silent_for": format_duration(silent_for),
+        "period": format_duration(h.interval),
+        "grace": format_duration(grace),
+        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
+        "tags": h.tags,
+    }
+    return Observation(
+        alert_id=heartbeat_alert_id(h.host),
+        kind=AlertKind.HEARTBEAT,
+        host=h.host,
+        rule=HEARTBEAT_RULE,
+        severity=heartbeat.severity if breaching else None,
+        summary=heartbeat.summary.render(values) if breaching else f"{h.host} is reporting again",
+        description=(
+            f"last seen {values['last_seen_at']}; expected every {values['period']}, "
+            f"down after {format_duration(h.interval + grace)} of silence"
+        ),
+        value=round(silent_for.total_seconds(), 3),
+        threshold=(h.interval + grace).total_seconds(),
+        labels=dict(h.tags),
+        runbook=heartbeat.runbook,
+    )
+
+
+def _outage_obs(outage: bool, silent: int, active: int, policy: AlertingPolicy) -> Observation:
+    share = silent / active if active else 0.0
+    summary = (
+        f"Ingest outage: {silent} of {active} hosts went silent at once"
+        if outage
+        else f"Ingest recovered: {silent} of {active} hosts silent"
+    )
+    return Observation(
+        alert_id=OUTAGE_ALERT_ID,
+        kind=AlertKind.HEARTBEAT,
+        host=FLEET_HOST,
+        rule=OUTAGE_RULE,
+        severity=Severity.CRITICAL if outage else None,
+        summary=summary,
+        description=(
+            "Many hosts stopped reporting in the same evaluation: the collector or the "
+            "network is more likely at fault than the hosts. Per-host heartbeat alerts are "
+            "held back while this fires."
+        ),
+        value=round(share, 4),
+        threshold=policy.outage_share,
+        runbook=policy.rules.heartbeat.runbook,
+    )

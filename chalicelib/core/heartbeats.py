@@ -1,0 +1,90 @@
+"""Host heartbeats: what is stored about a host, and the status derived from it and now.
+
+Stored states are few: `up` (the collector, on every post), `retired` (the
+collector, on a graceful shutdown), `down` (the evaluator, with a
+compare-and-swap on `last_seen_at`) and `paused` (an operator, until the host
+posts again). `late` and `new` are never stored: they follow from last seen,
+the host's interval and now, like healthchecks' grace period.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.core.durations import parse_duration
+from chalicelib.core.hosts import DEFAULT_INTERVAL_S, HostState, SeriesLatest, ServiceLatest
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# A host tag that sets the host's own grace (`heartbeat_grace=10m`).
+HOST_GRACE_TAG = "heartbeat_grace"
+DEFAULT_INTERVAL = timedelta(seconds=DEFAULT_INTERVAL_S)
+
+
+class HostStatus(enum.StrEnum):
+    """A host's status as shown and evaluated: the stored state, refined by time."""
+
+    NEW = "new"  # one post so far, not late
+    UP = "up"
+    LATE = "late"  # past its interval, within its grace
+    DOWN = "down"  # past interval + grace
+    RETIRED = "retired"  # shut down gracefully; forgotten after the retention
+    PAUSED = "paused"  # an operator paused it; the next post resumes it
+
+
+@dataclass(slots=True)
+class HostSnapshot:
+    """One host as the evaluator reads it: heartbeat facts and latest values."""
+
+    host: str
+    state: HostState
+    last_seen_at: datetime
+    first_seen_at: datetime
+    interval: timedelta = DEFAULT_INTERVAL
+    tags: dict[str, str] = field(default_factory=dict)
+    agent_name: str | None = None
+    agent_version: str | None = None
+    retired_at: datetime | None = None
+    series: dict[str, SeriesLatest] = field(default_factory=dict)
+    services: dict[str, ServiceLatest] = field(default_factory=dict)
+
+
+def instant_of_ms(ms: int) -> datetime:
+    """Epoch milliseconds as a UTC instant, exactly (no float on the way)."""
+    return EPOCH + ms * _MS
+
+
+def ms_of_instant(at: datetime) -> int:
+    """The inverse of instant_of_ms, exactly: a compare-and-swap on `last_seen_at`
+    must send back the very number it read (a float round trip through
+    `timestamp()` loses a millisecond now and then once epoch seconds pass 2**31)."""
+    return (at - EPOCH) // _MS
+
+
+def host_grace_tag(tags: dict[str, str]) -> timedelta | None:
+    """The grace a host asks for through its `heartbeat_grace` tag; None when absent or unreadable."""
+    raw = tags.get(HOST_GRACE_TAG)
+    if raw is None:
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        return None
+
+
+def host_status(host: HostSnapshot, now: datetime, grace: timedelta) -> HostStatus:
+    """The host's status at `now` given its grace (see module docstring)."""
+    if host.state is HostState.RETIRED:
+        return HostStatus.RETIRED
+    if host.state is HostState.PAUSED:
+        return HostStatus.PAUSED
+    silent = now - host.last_seen_at
+    if silent > host.interval + grace:
+        return HostStatus.DOWN
+    if silent > host.interval:
+        return HostStatus.LATE
+    if host.first_seen_at >= host.last_seen_at:
+        return HostStatus.NEW
+    return HostStatus.UP

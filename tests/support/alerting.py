@@ -1,0 +1,126 @@
+"""The alerting engine over in-memory stores, driven by hand: posts and evaluations at given times."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.adapters.memory import (
+    InMemoryAlertPublisher,
+    InMemoryAlertStore,
+    InMemoryHostStore,
+    InMemoryMetricStore,
+    InMemorySilenceStore,
+)
+from chalicelib.core.evaluation import AlertingPolicy
+from chalicelib.core.hosts import host_update
+from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
+from chalicelib.core.rules import RuleSet, parse_rules
+from chalicelib.core.silences import parse_silence
+from chalicelib.services.alerting import AlertingService, EvaluationReport
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday
+
+DISK_RULE: dict[str, Any] = {
+    "name": "disk-full",
+    "measurement": "disk",
+    "field": "used_percent",
+    "op": ">",
+    "warning": 85,
+    "critical": 95,
+    "for": "5m",
+    "summary": "Disk {tags[mount]} at {value:.0f}% on {host}",
+    "runbook": "https://runbooks.example/disk",
+}
+
+
+def rules(*rule_dicts: dict[str, Any], **top: Any) -> RuleSet:
+    return parse_rules({"rules": list(rule_dicts), **top})
+
+
+def ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class Fleet:
+    """Hosts post, the evaluator runs; everything in memory, time passed in."""
+
+    def __init__(self, ruleset: RuleSet | None = None, **policy: Any) -> None:
+        self.hosts = InMemoryHostStore()
+        self.alerts = InMemoryAlertStore()
+        self.silences = InMemorySilenceStore()
+        self.publisher = InMemoryAlertPublisher()
+        self.metrics = InMemoryMetricStore()
+        self.policy = AlertingPolicy(ruleset or rules(DISK_RULE), **policy)
+        self.service = self.evaluator()
+
+    def evaluator(self) -> AlertingService:
+        """Another evaluator over the same stores (they race through compare-and-swap)."""
+        return AlertingService(
+            hosts=self.hosts,
+            alerts=self.alerts,
+            silences=self.silences,
+            publisher=lambda: self.publisher,
+            metrics=self.metrics,
+            policy=lambda: self.policy,
+        )
+
+    def set_rules(self, ruleset: RuleSet) -> None:
+        self.policy = replace(self.policy, rules=ruleset)
+
+    def post(
+        self,
+        host: str,
+        at: datetime,
+        *,
+        interval: int | None = 60,
+        disk: float | None = None,
+        mount: str = "/",
+        tags: dict[str, str] | None = None,
+        shutdown: bool = False,
+        events: list[Event] | None = None,
+    ) -> None:
+        points = []
+        if disk is not None:
+            points.append(Point("disk", ms(at), {"mount": mount}, {"used_percent": disk}))
+        report = HostReport(
+            host=host,
+            tags=tags or {},
+            interval_s=interval,
+            state=HeartbeatState.SHUTDOWN if shutdown else HeartbeatState.ALIVE,
+            points=points,
+            events=events or [],
+        )
+        self.hosts.record(host_update(report, at))
+
+    def evaluate(self, at: datetime) -> EvaluationReport:
+        return self.service.evaluate(at)
+
+    def silence(self, at: datetime, **body: Any) -> str:
+        silence = parse_silence(body, silence_id=f"s{len(self.silences.items)}", now=at)
+        self.silences.put(silence)
+        return silence.silence_id
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [dict(m) for m in self.publisher.messages]
+
+    def statuses(self, alert_id: str) -> list[str]:
+        return [m["status"] for m in self.publisher.messages if m["alert_id"] == alert_id]
+
+    def state(self, alert_id: str) -> str:
+        record = self.alerts.items.get(alert_id)
+        return record.state.value if record else "inactive"
+
+
+def event(
+    service: str, status: str, at: datetime, ttl: timedelta | None = None, description: str = ""
+) -> Event:
+    return Event(
+        service,
+        EventStatus(status),
+        ms(at),
+        int(ttl.total_seconds() * 1000) if ttl is not None else None,
+        description,
+    )
