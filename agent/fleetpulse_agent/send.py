@@ -1,0 +1,301 @@
+"""One HTTP request to the collector, with the timeouts a stuck network needs.
+
+There is no single request timeout: a big batch on a slow link must get
+through. Instead (the okmeter lesson): a connect timeout, a TLS handshake
+timeout, TCP keepalive probes that find a dead peer within seconds, and an
+idle read timeout that catches a peer which is alive but never answers
+(keepalive cannot see that one). Where the OS has no keepalive tuning, a
+large cap on the whole request stands in for it.
+
+When the system resolver cannot resolve the collector, the configured
+fallback resolvers are asked directly; TLS is still verified against the real
+host name.
+"""
+
+import random
+import socket
+import struct
+import time
+from typing import Dict, List, NamedTuple, Optional, Tuple
+from urllib.parse import urlsplit
+
+MAX_RESPONSE = 1 << 20
+KEEPALIVE = (("TCP_KEEPIDLE", 1), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3))
+
+
+class SendError(Exception):
+    """The request did not get an HTTP answer; `step` says where it failed."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__("%s: %s" % (step, reason))
+        self.step = step
+        self.reason = reason
+
+
+class Response(NamedTuple):
+    status: int
+    reason: str
+    headers: Dict[str, str]
+    body: bytes
+
+
+class Target(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def target(url: str) -> Target:
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    return Target(
+        parts.scheme,
+        parts.hostname or "",
+        parts.port or (443 if https else 80),
+        (parts.path or "/") + ("?" + parts.query if parts.query else ""),
+    )
+
+
+# ---------------------------------------------------------------- name resolution
+
+
+def resolve(
+    host: str, port: int, fallbacks: List[Tuple[str, int]], timeout: float
+) -> Tuple[List[Tuple[int, Tuple]], str]:
+    """Addresses for host:port and which resolver gave them; raises SendError("dns")."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        return [(family, addr) for family, _, _, _, addr in infos], "system"
+    except (socket.gaierror, UnicodeError) as exc:
+        error = str(exc)
+    for server in fallbacks:
+        try:
+            ips = query_a(host, server, timeout)
+        except (OSError, ValueError) as exc:
+            error += "; %s:%d: %s" % (server[0], server[1], exc)
+            continue
+        if ips:
+            return [(socket.AF_INET, (ip, port)) for ip in ips], "%s:%d" % server
+        error += "; %s:%d: no A record" % server
+    raise SendError("dns", "cannot resolve %s (%s)" % (host, error))
+
+
+def query_a(name: str, server: Tuple[str, int], timeout: float) -> List[str]:
+    """IPv4 addresses for `name` from one DNS server over UDP (RFC 1035, recursion desired)."""
+    qid = random.randrange(1 << 16)
+    question = b"".join(
+        bytes([len(label)]) + label for label in name.rstrip(".").encode("idna").split(b".")
+    )
+    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + b"\0\0\1\0\1"
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, server)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            data = sock.recv(4096)
+            if len(data) >= 12 and struct.unpack("!H", data[:2])[0] == qid:
+                break
+    flags, qdcount, ancount = struct.unpack("!HHH", data[2:8])
+    if flags & 0xF:
+        raise ValueError("DNS error code %d" % (flags & 0xF))
+    pos = 12
+    for _ in range(qdcount):
+        pos = _skip_name(data, pos) + 4
+    ips = []
+    for _ in range(ancount):
+        pos = _skip_name(data, pos)
+        rtype, _, _, length = struct.unpack("!HHIH", data[pos : pos + 10])
+        pos += 10
+        if rtype == 1 and length == 4:
+            ips.append(socket.inet_ntoa(data[pos : pos + 4]))
+        pos += length
+    return ips
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:  # compression pointer: the name ends here
+            return pos + 2
+        pos += length + 1
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def connect(addrs: List[Tuple[int, Tuple]], connect_timeout: float) -> Tuple[socket.socket, bool]:
+    """A connected TCP socket to the first address that answers, and whether keepalive is tuned."""
+    error = "no address"
+    for family, addr in addrs:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(connect_timeout)
+        try:
+            sock.connect(addr)
+        except OSError as exc:
+            sock.close()
+            error = "%s: %s" % (addr[0], _describe(exc))
+            continue
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        tuned = True
+        for option, value in KEEPALIVE:
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            else:
+                tuned = False
+        return sock, tuned
+    raise SendError("tcp", error)
+
+
+def tls_wrap(sock: socket.socket, host: str, ca_file: str, timeout: float) -> socket.socket:
+    """TLS over `sock`, verified against `host` whatever address it was reached at."""
+    import ssl  # only for https: it is a few megabytes of resident memory
+
+    context = ssl.create_default_context(cafile=ca_file or None)
+    try:
+        tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        tls.settimeout(timeout)
+        tls.do_handshake()
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        raise SendError("tls", _describe(exc)) from None
+    return tls
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# ---------------------------------------------------------------- the request
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes,
+    headers: Dict[str, str],
+    cfg: object,
+) -> Response:
+    """Send one request and read the whole answer; raises SendError without an HTTP status.
+
+    `cfg` supplies connect_timeout, tls_timeout, read_timeout, request_cap,
+    dns_fallback and ca_file (the agent's settings).
+    """
+    t = target(url)
+    addrs, _ = resolve(t.host, t.port, cfg.dns_fallback, cfg.connect_timeout)  # type: ignore
+    sock, keepalive = connect(addrs, cfg.connect_timeout)  # type: ignore
+    try:
+        if t.scheme == "https":
+            sock = tls_wrap(sock, t.host, cfg.ca_file, cfg.tls_timeout)  # type: ignore
+        return exchange(sock, method, t, body, headers, cfg=cfg, keepalive=keepalive)
+    finally:
+        sock.close()
+
+
+def exchange(
+    sock: socket.socket,
+    method: str,
+    t: Target,
+    body: bytes,
+    headers: Dict[str, str],
+    *,
+    cfg: object,
+    keepalive: bool,
+) -> Response:
+    """Write the request on a connected socket and read the response to its end."""
+    read_timeout = cfg.read_timeout  # type: ignore
+    deadline = None if keepalive else time.monotonic() + cfg.request_cap  # type: ignore
+    host = t.host if t.port in (80, 443) else "%s:%d" % (t.host, t.port)
+    if ":" in t.host:
+        host = "[%s]:%d" % (t.host, t.port)
+    lines = ["%s %s HTTP/1.1" % (method, t.path), "Host: " + host, "Connection: close"]
+    lines += ["%s: %s" % kv for kv in headers.items()]
+    lines.append("Content-Length: %d" % len(body))
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def timeout() -> float:
+        if deadline is None:
+            return read_timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendError("http", "no complete answer within %gs" % cfg.request_cap)  # type: ignore
+        return min(read_timeout, left)
+
+    try:
+        sock.settimeout(timeout())
+        sock.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            sock.settimeout(timeout())
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise SendError("http", "connection closed before an answer")
+            data += chunk
+            if len(data) > MAX_RESPONSE:
+                raise SendError("http", "answer headers too large")
+        head_raw, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head_raw.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise SendError("http", "not an HTTP answer: %r" % status_line[:60])
+        response_headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            response_headers[name.strip().lower()] = value.strip()
+        length = response_headers.get("content-length")
+        want = int(length) if length and length.isdigit() else None
+        if method == "HEAD" or parts[1] in ("204", "304"):
+            want = 0
+        while (want is None or len(rest) < want) and len(rest) <= MAX_RESPONSE:
+            sock.settimeout(timeout())
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        if want is not None:
+            rest = rest[:want]
+        elif response_headers.get("transfer-encoding", "").lower() == "chunked":
+            rest = _dechunk(rest)
+        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", response_headers, rest)
+    except SendError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, socket.timeout):
+            raise SendError("http", "no answer for %gs" % read_timeout) from None
+        raise SendError("http", _describe(exc)) from None
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2 :]
+    return out
+
+
+def retry_after(value: Optional[str], now: float) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime  # rare: only for date-form answers
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
