@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help run test venv lint typecheck unit clean
+.PHONY: help run test venv lint typecheck unit agent clean
 
 help:
 	@echo "make run    set up .venv and start the whole stack locally on an embedded AWS"
 	@echo "make test   set up .venv, then ruff, mypy and the test suite"
+	@echo "make agent  build the single-file agent, dist/fleetpulse-agent.pyz"
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "fleetpulse needs Python 3.11 (set PYTHON=...)"'
@@ -25,14 +26,23 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# The agent runs on the hosts' own Python: nothing newer than 3.8 may slip in.
+	$(BIN)/vermin -t=3.8- --no-tips --violations --eval-annotations agent/fleetpulse_agent
 
 typecheck: venv
-	$(BIN)/mypy
+	# app.py is checked once it exists; naming files here overrides the list in pyproject.toml.
+	$(BIN)/mypy $(wildcard app.py) chalicelib fleetpulse
 
 unit: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+agent: dist/fleetpulse-agent.pyz
+
+dist/fleetpulse-agent.pyz: $(shell find agent/fleetpulse_agent -name '*.py')
+	@mkdir -p dist
+	$(PYTHON) -c 'from fleetpulse.agentbuild import main; main()' $@
 
 run: venv
 	$(BIN)/fleetpulse local up
