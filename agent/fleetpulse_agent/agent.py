@@ -5,21 +5,25 @@ sender thread's business, so a stuck collector never delays a sample. Neither
 loop lets an exception out: each failure is logged with its reason and counted.
 """
 
+from __future__ import annotations
+
 import json
-import logging
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
 
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
 from fleetpulse_agent.collect import CONST, KINDS, Collector, SelfStats
 from fleetpulse_agent.deliver import Sender, encode, envelope
+from fleetpulse_agent.log import log
 from fleetpulse_agent.send import Response, SendError
 from fleetpulse_agent.spool import Spool, read_json, write_json
 from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
-log = logging.getLogger("fleetpulse_agent")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Callable, Dict, Optional
+
 
 SELF_MEASUREMENT = "fleetpulse_agent"
 SELF_COUNTERS = (
@@ -220,9 +224,11 @@ class Agent:
             self.cut("shutdown")
         except Exception as exc:
             log.exception("last batch not written: %s", exc)
-        left = deadline - self.clock()
+        # Most of the time for the backlog; the rest to say goodbye if the backlog is stuck.
+        flush_until = self.clock() + 0.7 * (deadline - self.clock())
+        left = flush_until - self.clock()
         if left > 0:
-            self.sender.send_pending(deadline=deadline, lock_wait=left, urgent=True)
+            self.sender.send_pending(deadline=flush_until, lock_wait=left, urgent=True)
         if self.spool.pending():
             # The backlog stays for the next start; the collector still hears we stopped on purpose.
             self.say_shutdown(deadline)
@@ -233,6 +239,7 @@ class Agent:
             return False
         doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, "shutdown")
         doc["points"] = []
+        self.sender.request_deadline = time.monotonic() + deadline - self.clock()
         try:
             response = self.sender.post(encode(doc))
         except SendError as exc:

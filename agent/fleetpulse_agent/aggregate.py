@@ -6,9 +6,14 @@ field name carries the interval's average and `<field>_min`, `<field>_max`,
 and drop counts their sum over the interval.
 """
 
-from typing import Any, Dict, List
+from __future__ import annotations
 
 from fleetpulse_agent.collect import AVG, CONST, GAUGE, KINDS, SUM
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Dict, List
+
 
 MAX_POINTS_PER_BATCH = 1000
 

@@ -5,18 +5,21 @@ still waiting in the spool); 2 unusable configuration or arguments; 3 (event)
 the event is spooled but not delivered yet.
 """
 
+from __future__ import annotations
+
 import argparse
-import logging
 import os
 import re
 import sys
 import time
-from typing import Any, List, Optional
 
 from fleetpulse_agent import AGENT_NAME, __version__
 from fleetpulse_agent.config import DEFAULT_PATH, ConfigError, load, valid_name
+from fleetpulse_agent.log import log
 
-log = logging.getLogger("fleetpulse_agent")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, List, Optional
 
 
 def _ttl_ms(raw: str) -> int:
@@ -72,13 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
-    # journald stamps each line itself; a terminal or cron mail wants the time.
-    fmt = (
-        "%(levelname)s %(message)s"
-        if os.environ.get("JOURNAL_STREAM")
-        else ("%(asctime)s " + AGENT_NAME + " %(levelname)s %(message)s")
-    )
-    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+    # journald stamps each line itself; a terminal or a cron mail wants the time.
+    log.setup(level, stamp=not os.environ.get("JOURNAL_STREAM"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -7,16 +7,20 @@ nothing. Each reader fails on its own: one broken file costs its measurement,
 never the others.
 """
 
+from __future__ import annotations
+
 import contextlib
-import logging
 import os
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
-log = logging.getLogger("fleetpulse_agent")
+from fleetpulse_agent.log import log
 
-Sample = Tuple[str, Dict[str, str], Dict[str, Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    Sample = Tuple[str, Dict[str, str], Dict[str, Any]]
 
 # How each field is summarised over a send interval (see aggregate.py).
 GAUGE, AVG, CONST, SUM = "gauge", "avg", "const", "sum"
@@ -65,8 +69,11 @@ def read(path: str) -> bytes:
 class Collector:
     """Reads the host's state; keeps the previous counters to turn them into rates."""
 
-    def __init__(self, proc: str = "/proc", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, proc: str = "/proc", clock: Callable[[], float] = time.monotonic, sys: str = "/sys"
+    ) -> None:
         self.proc = proc
+        self.sys = sys
         self.clock = clock
         self.prev = {}  # type: Dict[str, Any]
         self.failed = set()  # type: set
@@ -265,7 +272,7 @@ class Collector:
 
     def disk_io(self, now: float, out: List[Sample]) -> None:
         try:
-            whole = set(os.listdir("/sys/block"))
+            whole = set(os.listdir(os.path.join(self.sys, "block")))
         except OSError:
             whole = None
         for line in read(self.p("diskstats")).splitlines():

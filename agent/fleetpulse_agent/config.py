@@ -4,13 +4,19 @@ The file is INI with an `[agent]` section, or a JSON object with the same keys.
 Every key `some_key` has the variable `FLEETPULSE_SOME_KEY`.
 """
 
+from __future__ import annotations
+
 import configparser
 import json
 import os
 import re
 import socket
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
 
 DEFAULT_PATH = "/etc/fleetpulse/agent.conf"
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")

@@ -9,22 +9,25 @@ honouring Retry-After. A resent batch is the same points with the same
 timestamps, so the store's dedup makes a retry harmless.
 """
 
+from __future__ import annotations
+
 import errno
 import gzip
 import json
-import logging
 import os
-import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fleetpulse_agent import AGENT_NAME, __version__
 from fleetpulse_agent.config import ingest_url
-from fleetpulse_agent.send import Response, SendError, request, retry_after
+from fleetpulse_agent.log import log
+from fleetpulse_agent.send import Response, SendError, random_fraction, request, retry_after
 from fleetpulse_agent.spool import Item, Spool, read_json, write_json
 
-log = logging.getLogger("fleetpulse_agent")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
 
 MAX_POINTS = 1000  # per request; the collector allows 5000
 MAX_EVENTS = 1000
@@ -90,7 +93,7 @@ class Sender:
         spool: Spool,
         post: Optional[Callable[[bytes], Response]] = None,
         clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] = random_fraction,
     ) -> None:
         self.cfg = cfg
         self.spool = spool
@@ -109,6 +112,7 @@ class Sender:
             k: saved.get(k)
             for k in ("last_success_at", "last_status", "last_error", "last_error_at")
         }  # type: Dict[str, Any]
+        self.request_deadline = None  # type: Optional[float]
         self.sent_batches = 0
         self.sent_points = 0
         self.send_errors = 0
@@ -121,7 +125,7 @@ class Sender:
             "Content-Encoding": "gzip",
             "User-Agent": "%s/%s" % (AGENT_NAME, __version__),
         }
-        return request("POST", self.url, body, headers, self.cfg)
+        return request("POST", self.url, body, headers, self.cfg, deadline=self.request_deadline)
 
     # -- one pass
 
@@ -147,12 +151,15 @@ class Sender:
             with _SpoolLock(self.spool.path, lock_wait) as held:
                 if not held:  # another process (`event`, `once`) is sending right now
                     return self.cfg.retry_base
+                if deadline is not None:
+                    self.request_deadline = time.monotonic() + deadline - self.clock()
                 return self._pass(deadline)
         except Exception as exc:  # a bug here must not stop the agent: log, count, retry later
             log.exception("send pass failed: %s", exc)
             self.send_errors += 1
             return self._backoff()
         finally:
+            self.request_deadline = None
             self._save()
             self.lock.release()
 

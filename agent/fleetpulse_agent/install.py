@@ -4,6 +4,8 @@ Every path is under `root` (default `/`, or $FLEETPULSE_ROOT), so an install can
 be rehearsed in a scratch directory; the unit itself names the final paths.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
@@ -11,9 +13,13 @@ import sys
 import tempfile
 import zipapp
 import zipfile
-from typing import Any, Dict, Optional
 
 from fleetpulse_agent.config import DEFAULT_PATH, load
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Dict, Optional
+
 
 PYZ = "/usr/local/lib/fleetpulse/fleetpulse-agent.pyz"
 WRAPPER = "/usr/local/bin/fleetpulse-agent"
@@ -27,7 +33,8 @@ Wants=network-online.target
 After=network-online.target
 
 [Service]
-ExecStart={python} {pyz} run --config {conf}
+# -S: the agent needs only the standard library, not the host's site-packages.
+ExecStart={python} -S {pyz} run --config {conf}
 Restart=always
 RestartSec=5
 # The agent flushes and says goodbye within shutdown_timeout (10 s) of SIGTERM.

@@ -12,12 +12,19 @@ fallback resolvers are asked directly; TLS is still verified against the real
 host name.
 """
 
-import random
+from __future__ import annotations
+
+import collections
+import os
+import re
 import socket
 import struct
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Dict, List, Optional, Tuple
+
 
 MAX_RESPONSE = 1 << 20
 KEEPALIVE = (("TCP_KEEPIDLE", 1), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3))
@@ -32,29 +39,29 @@ class SendError(Exception):
         self.reason = reason
 
 
-class Response(NamedTuple):
-    status: int
-    reason: str
-    headers: Dict[str, str]
-    body: bytes
-
-
-class Target(NamedTuple):
-    scheme: str
-    host: str
-    port: int
-    path: str
+# status, reason, headers (lower-case names), body
+Response = collections.namedtuple("Response", "status reason headers body")
+Target = collections.namedtuple("Target", "scheme host port path")
+_URL_RE = re.compile(r"(https?)://(\[[^\]]+\]|[^/:?#]+)(?::(\d+))?([^#]*)")
 
 
 def target(url: str) -> Target:
-    parts = urlsplit(url)
-    https = parts.scheme == "https"
+    """Scheme, host, port and path of an http(s) URL (urllib.parse costs half a megabyte)."""
+    m = _URL_RE.match(url)
+    if not m:
+        raise SendError("url", "not an http(s) URL: %s" % url)
+    scheme, host, port, path = m.groups()
     return Target(
-        parts.scheme,
-        parts.hostname or "",
-        parts.port or (443 if https else 80),
-        (parts.path or "/") + ("?" + parts.query if parts.query else ""),
+        scheme,
+        host.strip("[]"),
+        int(port) if port else (443 if scheme == "https" else 80),
+        path or "/",
     )
+
+
+def random_fraction() -> float:
+    """A number in [0, 1), from os.urandom (the random module costs memory for nothing here)."""
+    return int.from_bytes(os.urandom(7), "big") / 2.0**56
 
 
 # ---------------------------------------------------------------- name resolution
@@ -83,7 +90,7 @@ def resolve(
 
 def query_a(name: str, server: Tuple[str, int], timeout: float) -> List[str]:
     """IPv4 addresses for `name` from one DNS server over UDP (RFC 1035, recursion desired)."""
-    qid = random.randrange(1 << 16)
+    qid = int.from_bytes(os.urandom(2), "big")
     question = b"".join(
         bytes([len(label)]) + label for label in name.rstrip(".").encode("idna").split(b".")
     )
@@ -151,13 +158,37 @@ def connect(addrs: List[Tuple[int, Tuple]], connect_timeout: float) -> Tuple[soc
     raise SendError("tcp", error)
 
 
+_contexts = {}  # type: Dict[str, object]
+
+
+def tls_context(ca_file: str) -> object:
+    """One verifying client context per CA source, made once: loading CAs costs memory."""
+    import ssl  # only for https: it maps a few megabytes of libraries
+
+    context = _contexts.get(ca_file)
+    if context is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
+        paths = ssl.get_default_verify_paths()
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+        elif paths.capath and os.path.isdir(paths.capath) and os.listdir(paths.capath):
+            # A hashed directory is read certificate by certificate as needed; the
+            # bundle file would be parsed whole into memory.
+            context.load_verify_locations(capath=paths.capath)
+        else:
+            context.load_default_certs()
+        _contexts[ca_file] = context
+    return context
+
+
 def tls_wrap(sock: socket.socket, host: str, ca_file: str, timeout: float) -> socket.socket:
     """TLS over `sock`, verified against `host` whatever address it was reached at."""
-    import ssl  # only for https: it is a few megabytes of resident memory
+    import ssl
 
-    context = ssl.create_default_context(cafile=ca_file or None)
     try:
-        tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        tls = tls_context(ca_file).wrap_socket(  # type: ignore
+            sock, server_hostname=host, do_handshake_on_connect=False
+        )
         tls.settimeout(timeout)
         tls.do_handshake()
     except (OSError, ssl.SSLError) as exc:
@@ -181,19 +212,33 @@ def request(
     body: bytes,
     headers: Dict[str, str],
     cfg: object,
+    *,
+    deadline: Optional[float] = None,
 ) -> Response:
     """Send one request and read the whole answer; raises SendError without an HTTP status.
 
     `cfg` supplies connect_timeout, tls_timeout, read_timeout, request_cap,
-    dns_fallback and ca_file (the agent's settings).
+    dns_fallback and ca_file (the agent's settings). `deadline`, a
+    time.monotonic() instant, bounds every step (shutting down).
     """
+
+    def within(seconds: float) -> float:
+        if deadline is None:
+            return seconds
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendError("http", "out of time")
+        return min(seconds, left)
+
     t = target(url)
-    addrs, _ = resolve(t.host, t.port, cfg.dns_fallback, cfg.connect_timeout)  # type: ignore
-    sock, keepalive = connect(addrs, cfg.connect_timeout)  # type: ignore
+    addrs, _ = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
+    sock, keepalive = connect(addrs, within(cfg.connect_timeout))  # type: ignore
     try:
         if t.scheme == "https":
-            sock = tls_wrap(sock, t.host, cfg.ca_file, cfg.tls_timeout)  # type: ignore
-        return exchange(sock, method, t, body, headers, cfg=cfg, keepalive=keepalive)
+            sock = tls_wrap(sock, t.host, cfg.ca_file, within(cfg.tls_timeout))  # type: ignore
+        return exchange(
+            sock, method, t, body, headers, cfg=cfg, keepalive=keepalive, deadline=deadline
+        )
     finally:
         sock.close()
 
@@ -207,10 +252,13 @@ def exchange(
     *,
     cfg: object,
     keepalive: bool,
+    deadline: Optional[float] = None,
 ) -> Response:
     """Write the request on a connected socket and read the response to its end."""
     read_timeout = cfg.read_timeout  # type: ignore
-    deadline = None if keepalive else time.monotonic() + cfg.request_cap  # type: ignore
+    if not keepalive:
+        cap = time.monotonic() + cfg.request_cap  # type: ignore
+        deadline = cap if deadline is None else min(deadline, cap)
     host = t.host if t.port in (80, 443) else "%s:%d" % (t.host, t.port)
     if ":" in t.host:
         host = "[%s]:%d" % (t.host, t.port)
@@ -224,7 +272,7 @@ def exchange(
             return read_timeout
         left = deadline - time.monotonic()
         if left <= 0:
-            raise SendError("http", "no complete answer within %gs" % cfg.request_cap)  # type: ignore
+            raise SendError("http", "no complete answer in time")
         return min(read_timeout, left)
 
     try:

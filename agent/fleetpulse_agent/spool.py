@@ -10,17 +10,22 @@ When the spool cannot be written (disk full, read-only, no permission),
 batches wait in a bounded queue in memory and are sent from there.
 """
 
+from __future__ import annotations
+
 import collections
 import contextlib
 import itertools
 import json
-import logging
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional
 
-log = logging.getLogger("fleetpulse_agent")
+from fleetpulse_agent.log import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Dict, List, Optional
+
 
 SUFFIX = ".json.gz"
 KEEP_DEAD = 100  # dead letters and quarantined files kept for a post-mortem

@@ -12,19 +12,23 @@ gauge|timer|set`; the fields are `count`, `rate` (counters), `value`
 `unique` (sets).
 """
 
+from __future__ import annotations
+
 import contextlib
-import logging
 import math
-import random
 import re
 import socket
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from fleetpulse_agent.config import valid_name
+from fleetpulse_agent.log import log
+from fleetpulse_agent.send import random_fraction
 
-log = logging.getLogger("fleetpulse_agent")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Dict, List, Optional, Tuple
+
 
 TYPES = {"c": "counter", "g": "gauge", "ms": "timer", "h": "timer", "d": "timer", "s": "set"}
 FIELD_NAMES = {"count", "rate", "value", "mean", "min", "max", "p50", "p90", "p99", "unique"}
@@ -51,7 +55,7 @@ def clean_name(raw: str) -> Optional[str]:
 class StatsdAggregator:
     """Metrics of the running interval, fed from the listener thread, flushed by the agent."""
 
-    def __init__(self, max_series: int = 2000, rand: Any = random.random) -> None:
+    def __init__(self, max_series: int = 2000, rand: Any = random_fraction) -> None:
         self.max_series = max_series
         self.rand = rand
         self.lock = threading.Lock()

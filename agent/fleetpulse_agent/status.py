@@ -4,16 +4,21 @@ Reachability is checked one step at a time (DNS, TCP, TLS, HTTP, token), so
 the first failing step names the problem.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time
-from typing import Any, Callable
 
 from fleetpulse_agent import AGENT_NAME, __version__
 from fleetpulse_agent.config import ingest_url
 from fleetpulse_agent.deliver import encode, envelope
 from fleetpulse_agent.send import SendError, connect, exchange, resolve, target, tls_wrap
 from fleetpulse_agent.spool import SUFFIX, count_files, read_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Any, Callable
 
 
 def _ago(when: Any) -> str:
@@ -64,6 +69,8 @@ def report(cfg: Any, check_network: bool = True, out: Callable[[str], None] = pr
             ),
         )
         ok = ok and writable
+    except FileNotFoundError:
+        line("spool", "%s: not created yet (the agent makes it when it starts)" % spool)
     except OSError as exc:
         line("spool", "%s: %s" % (spool, exc.strerror))
         ok = False

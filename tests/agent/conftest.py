@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,8 +59,13 @@ def make_cfg(tmp_path: Path) -> Callable[..., SimpleNamespace]:
 
 
 @pytest.fixture(autouse=True)
-def _agent_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="fleetpulse_agent")
+def agent_log() -> Iterator[list[tuple[str, str]]]:
+    """What the agent logged during the test, as (level, message)."""
+    from fleetpulse_agent.log import log
+
+    log.records = []
+    yield log.records
+    log.records = None
 
 
 def python38() -> str:

@@ -66,20 +66,38 @@ class FakeCollector:
         self.heartbeats: list[dict[str, Any]] = []
         self.release = threading.Event()  # ends every stall
         self.on_request: Callable[[], None] | None = None
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.handler = self._handler()
+        self.port = 0
+        self.listening = False
+        self._listen()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _listen(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> FakeCollector:
-        self.thread.start()
+        self.up()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.down()
+
+    def down(self) -> None:
+        """Close the port: connecting is refused until up()."""
+        if self.listening:
+            self.server.shutdown()
+            self.server.server_close()
+            self.listening = False
+
+    def up(self) -> None:
+        if not self.listening:
+            if self.server.socket.fileno() < 0:
+                self._listen()
+            threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+            self.listening = True
 
     # -- scripting
 
