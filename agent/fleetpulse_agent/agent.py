@@ -134,7 +134,14 @@ class Agent:
         now_ms = int(self.clock() * 1000)
         self.aggregator.add(SELF_MEASUREMENT, {}, self.counters(), now_ms)
         points = self.aggregator.flush()
-        statsd_points, events = self.statsd.flush(now_ms, max(0.001, now - self.interval_started))
+        try:
+            statsd_points, events = self.statsd.flush(
+                now_ms, max(0.001, now - self.interval_started)
+            )
+        except Exception as exc:  # the host's own points must not be lost with the statsd ones
+            self.loop_errors += 1
+            log.exception("statsd interval lost: %s", exc)
+            statsd_points, events = [], []
         self.interval_started = now
         points += statsd_points
         parts = chunks(points, MAX_POINTS_PER_BATCH)

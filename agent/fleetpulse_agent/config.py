@@ -60,6 +60,8 @@ def _bool(raw: str) -> bool:
 
 
 def _url(raw: str) -> str:
+    if not raw:
+        return raw  # unset: load() says so, naming where to set it
     m = re.match(r"(https?)://([^/:\s]+|\[[0-9a-fA-F:]+\])(:\d{1,5})?(/\S*)?\Z", raw)
     if not m:
         raise ValueError
@@ -67,7 +69,7 @@ def _url(raw: str) -> str:
 
 
 def _token(raw: str) -> str:
-    if not raw or any(c.isspace() for c in raw):
+    if any(c.isspace() for c in raw):
         raise ValueError
     return raw
 

@@ -101,6 +101,10 @@ class StatsdAggregator:
             elif extra.startswith("#"):
                 tags = _tags(extra[1:])
         raw = parts[0].strip()
+        if kind != "set":
+            value = float(raw)  # checked before anything is stored: a bad line leaves no trace
+            if not math.isfinite(value):
+                return False
         tag_key = tuple(sorted(tags.items()))
         with self.lock:
             key = (name, kind, tag_key)
@@ -111,9 +115,8 @@ class StatsdAggregator:
                     return True
                 entry = self.series[key] = [tags, 0.0, [], 0, 0.0, None, None, set()]
             if kind == "counter":
-                entry[1] += float(raw) / rate
+                entry[1] += value / rate
             elif kind == "gauge":
-                value = float(raw)
                 if raw[0] in "+-":
                     value += self.gauges.get((name, tag_key), 0.0)
                 if len(self.gauges) > 2 * self.max_series:
@@ -122,9 +125,6 @@ class StatsdAggregator:
                 entry[1] = value
                 entry[3] += 1
             elif kind == "timer":
-                value = float(raw)
-                if not math.isfinite(value):
-                    raise ValueError("not finite")
                 entry[3] += 1
                 entry[4] += value
                 entry[5] = value if entry[5] is None else min(entry[5], value)
