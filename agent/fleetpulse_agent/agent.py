@@ -17,7 +17,7 @@ from fleetpulse_agent.collect import CONST, KINDS, Collector, SelfStats
 from fleetpulse_agent.deliver import Sender, encode, envelope
 from fleetpulse_agent.log import log
 from fleetpulse_agent.send import Response, SendError
-from fleetpulse_agent.spool import Spool, read_json, write_json
+from fleetpulse_agent.spool import Spool
 from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
 TYPE_CHECKING = False
@@ -26,24 +26,6 @@ if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is n
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
-SELF_COUNTERS = (
-    "spool_bytes",
-    "spool_batches",
-    "memory_batches",
-    "dropped_batches",
-    "dead_letters",
-    "quarantined",
-    "sent_batches",
-    "send_errors",
-    "rejected",
-    "collect_errors",
-    "loop_errors",
-    "statsd_packets",
-    "statsd_bad_lines",
-    "statsd_dropped",
-)
-for _name in SELF_COUNTERS:
-    KINDS[_name] = CONST
 EC2_INSTANCE_DATA = "/run/cloud-init/instance-data.json"
 
 
@@ -124,32 +106,32 @@ class Agent:
             "statsd_packets": self.statsd.packets,
             "statsd_bad_lines": self.statsd.bad_lines,
             "statsd_dropped": self.statsd.dropped,
+            "sent_batches": self.sender.sent_batches,
+            "sent_points": self.sender.sent_points,
+            "send_errors": self.sender.send_errors,
+            "rejected": self.sender.rejected,
         }
-        out.update(self.sender.counters())
         return out
 
     def cut(self, state: str = "alive") -> int:
         """Close the interval: its points go to the spool as one or more batches."""
         now = self.monotonic()
         now_ms = int(self.clock() * 1000)
-        self.aggregator.add(SELF_MEASUREMENT, {}, self.counters(), now_ms)
+        counters = self.counters()
+        for name in counters:
+            KINDS[name] = CONST  # totals since start: the last value is the one to send
+        self.aggregator.add(SELF_MEASUREMENT, {}, counters, now_ms)
         points = self.aggregator.flush()
         try:
-            statsd_points, events = self.statsd.flush(
-                now_ms, max(0.001, now - self.interval_started)
-            )
+            points += self.statsd.flush(now_ms, max(0.001, now - self.interval_started))
         except Exception as exc:  # the host's own points must not be lost with the statsd ones
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
-            statsd_points, events = [], []
         self.interval_started = now
-        points += statsd_points
         parts = chunks(points, MAX_POINTS_PER_BATCH)
-        for n, part in enumerate(parts):
+        for part in parts:
             doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, state)
             doc["points"] = part
-            if n == 0 and events:
-                doc["events"] = events
             self.put(doc, now_ms)
         return len(parts)
 
@@ -258,18 +240,13 @@ class Agent:
     # -- cron mode
 
     def once(self, budget: float) -> bool:
-        """One cycle: sample (over the time since the last run when known), spool, send the backlog.
-
-        True when the spool is empty afterwards.
+        """One cycle: sample twice a second apart (rates need two readings), spool, send
+        the backlog. True when the spool is empty afterwards.
         """
-        state_path = self.spool.path + "/counters.json"
-        max_age = max(600.0, 3 * self.cfg.send_interval)
-        if not self.collector.restore(read_json(state_path).get("collector") or {}, max_age):
-            self.sample()  # rates need two readings: take the first now
-            time.sleep(min(1.0, self.cfg.sample_interval))
-            self.aggregator.flush()
+        self.sample()
+        time.sleep(min(1.0, self.cfg.sample_interval))
+        self.aggregator.flush()  # the first reading only primed the counters
         self.sample()
         self.cut()
-        write_json(state_path, {"collector": self.collector.snapshot()})
         self.sender.send_pending(deadline=self.clock() + budget, lock_wait=min(budget, 10.0))
         return not self.spool.pending()

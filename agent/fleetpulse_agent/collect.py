@@ -349,36 +349,6 @@ class Collector:
                     counts[state] += 1
         out.append(("tcp", {}, counts))
 
-    # -- counters that outlive the process (for `once` from cron)
-
-    def snapshot(self) -> Dict[str, Any]:
-        """The previous counters, as JSON, with the boot they belong to."""
-        return {
-            "boot": _boot_id(self.proc),
-            "prev": {k: [v[0], list(v[1])] for k, v in self.prev.items()},
-        }
-
-    def restore(self, state: Dict[str, Any], max_age: float) -> bool:
-        """Take counters saved by an earlier run of this boot, if younger than `max_age` s."""
-        try:
-            if state.get("boot") != _boot_id(self.proc):
-                return False
-            now = self.clock()
-            prev = {k: (float(v[0]), tuple(int(x) for x in v[1])) for k, v in state["prev"].items()}
-            if not prev or any(now - v[0] > max_age or v[0] > now for v in prev.values()):
-                return False
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return False
-        self.prev = prev
-        return True
-
-
-def _boot_id(proc: str) -> str:
-    try:
-        return read(os.path.join(proc, "sys/kernel/random/boot_id")).decode().strip()
-    except OSError:
-        return ""
-
 
 def _unescape(path: str) -> str:
     # /proc/mounts writes space, tab, newline and backslash as octal escapes

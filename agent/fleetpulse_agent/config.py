@@ -1,13 +1,11 @@
 """Settings: built-in defaults, then the config file, then FLEETPULSE_* variables (they win).
 
-The file is INI with an `[agent]` section, or a JSON object with the same keys.
+The file is INI with an `[agent]` section.
 Every key `some_key` has the variable `FLEETPULSE_SOME_KEY`.
 """
 
 from __future__ import annotations
 
-import configparser
-import json
 import os
 import re
 import socket
@@ -161,39 +159,38 @@ def config_path(explicit: Optional[str], env: Mapping[str, str]) -> Tuple[str, b
 
 
 def read_file(path: str) -> Dict[str, str]:
-    """Raw `key: value` strings from an INI or JSON file; raises ConfigError if unreadable."""
+    """Raw `key: value` strings from the INI file; raises ConfigError if unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
         raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
-    if text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError("config file %s is not valid JSON: %s" % (path, exc)) from None
-        if not isinstance(doc, dict):
-            raise ConfigError("config file %s must hold a JSON object" % path)
-        return {str(k): _flatten(v) for k, v in doc.items()}
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text, source=path)
-    except configparser.Error as exc:
-        raise ConfigError("config file %s is not valid INI: %s" % (path, exc)) from None
-    extra = [s for s in parser.sections() if s != "agent"]
-    if extra:
-        raise ConfigError("config file %s: unknown section [%s]; use [agent]" % (path, extra[0]))
-    return dict(parser["agent"]) if parser.has_section("agent") else {}
+    return parse_ini(text, path)
 
 
-def _flatten(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return ",".join("%s=%s" % kv for kv in value.items())
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
+def parse_ini(text: str, path: str) -> Dict[str, str]:
+    """`key = value` lines of the `[agent]` section; `#` and `;` start comment lines."""
+    values = {}  # type: Dict[str, str]
+    section = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[" and line[-1] == "]":
+            section = line[1:-1].strip()
+            if section != "agent":
+                raise ConfigError(
+                    "config file %s: unknown section [%s]; use [agent]" % (path, section)
+                )
+            continue
+        cut = min(i for i in (line.find("="), line.find(":"), len(line)) if i >= 0)
+        if section is None or cut == len(line):
+            raise ConfigError(
+                "config file %s line %d: expected `key = value` under [agent], got %r"
+                % (path, number, line[:60])
+            )
+        values[line[:cut].strip().lower()] = line[cut + 1 :].strip()
+    return values
 
 
 def load(
@@ -246,12 +243,9 @@ def load(
 
 def machine_name() -> str:
     """The host's fully qualified name when it has one, else its short name."""
-    short = socket.gethostname()
-    try:
-        fqdn = socket.getfqdn()
-    except OSError:
-        fqdn = short
-    name = fqdn if "." in fqdn and not fqdn.startswith("localhost") else short
+    name = socket.getfqdn()
+    if "." not in name or name.startswith("localhost"):
+        name = socket.gethostname()
     name = re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:253]
     return name or "unknown-host"
 

@@ -11,12 +11,12 @@ timestamps, so the store's dedup makes a retry harmless.
 
 from __future__ import annotations
 
-import errno
-import gzip
+import fcntl
 import json
 import os
 import threading
 import time
+import zlib
 
 from fleetpulse_agent import AGENT_NAME, __version__
 from fleetpulse_agent.config import ingest_url
@@ -33,11 +33,6 @@ MAX_POINTS = 1000  # per request; the collector allows 5000
 MAX_EVENTS = 1000
 MAX_GZIP_BYTES = 512 * 1024  # per request when coalescing; the collector allows 1 MiB
 DONE, DEAD, CONFIG, TOO_LARGE, RETRY = "done", "dead", "config", "too-large", "retry"
-
-try:
-    import fcntl
-except ImportError:  # not Linux: one agent per spool is then the operator's promise
-    fcntl = None  # type: ignore
 
 
 def classify(status: int) -> str:
@@ -58,14 +53,19 @@ def classify(status: int) -> str:
 def encode(doc: Dict[str, Any]) -> bytes:
     """A request body as stored and sent: compact JSON, gzipped (fixed mtime: same doc, same bytes)."""
     raw = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-    return gzip.compress(raw, 6, mtime=0)
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip stream, header time 0
+    return packer.compress(raw) + packer.flush()
 
 
 def decode(body: bytes) -> Dict[str, Any]:
     """The document in a stored body; raises ValueError when it is truncated or corrupt."""
     try:
-        doc = json.loads(gzip.decompress(body))
-    except (OSError, EOFError, ValueError) as exc:  # gzip CRC/length errors are OSError
+        unpacker = zlib.decompressobj(31)
+        raw = unpacker.decompress(body)
+        if not unpacker.eof:
+            raise ValueError("truncated")
+        doc = json.loads(raw)
+    except (zlib.error, ValueError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("host"), str):
         raise ValueError("not a batch document")
@@ -148,12 +148,16 @@ class Sender:
             wait = hold - self.clock()
             if wait > 0:
                 return wait
-            with _SpoolLock(self.spool.path, lock_wait) as held:
-                if not held:  # another process (`event`, `once`) is sending right now
-                    return self.cfg.retry_base
+            fd = self._flock(lock_wait)
+            if fd is None:  # another process (`event`, `once`) is sending right now
+                return self.cfg.retry_base
+            try:
                 if deadline is not None:
                     self.request_deadline = time.monotonic() + deadline - self.clock()
                 return self._pass(deadline)
+            finally:
+                if fd >= 0:
+                    os.close(fd)  # closing releases the flock
         except Exception as exc:  # a bug here must not stop the agent: log, count, retry later
             log.exception("send pass failed: %s", exc)
             self.send_errors += 1
@@ -162,6 +166,27 @@ class Sender:
             self.request_deadline = None
             self._save()
             self.lock.release()
+
+    def _flock(self, wait: float) -> Optional[int]:
+        """The spool's flock, so two processes never send one batch at the same time.
+
+        None when another process holds it for longer than `wait` seconds; -1
+        when the spool has no room for a lock file (memory batches need none).
+        """
+        try:
+            fd = os.open(os.path.join(self.spool.path, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return -1
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.05)
 
     def _pass(self, deadline: Optional[float]) -> float:
         limit = 0  # batches per request; 0: as many as the caps allow
@@ -296,44 +321,6 @@ class Sender:
         )
         write_json(self.state_path, doc)
 
-    def counters(self) -> Dict[str, int]:
-        return {
-            "sent_batches": self.sent_batches,
-            "sent_points": self.sent_points,
-            "send_errors": self.send_errors,
-            "rejected": self.rejected,
-        }
-
-
-class _SpoolLock:
-    """An flock on the spool, so two agent processes never send the same batch at once."""
-
-    def __init__(self, path: str, wait: float) -> None:
-        self.path = os.path.join(path, ".lock")
-        self.wait = wait
-        self.fd = -1
-
-    def __enter__(self) -> bool:
-        if fcntl is None:
-            return True
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return True  # unwritable spool: sending from memory needs no lock
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.05)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing releases the flock
-
 
 def _key(doc: Dict[str, Any]) -> Tuple[str, str]:
     return doc["host"], json.dumps(doc.get("tags") or {}, sort_keys=True)
@@ -376,14 +363,10 @@ def _halves(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def _error_text(response: Response) -> str:
+    """The collector's `error` and first `details`, else the start of the body."""
     try:
         doc = json.loads(response.body)
-        text = str(doc.get("error") or doc.get("message") or "")
-        details = doc.get("details") or []
-        if details:
-            text += " (%s)" % "; ".join(
-                "%s: %s" % (d.get("path"), d.get("message")) for d in details[:3]
-            )
-        return text or response.reason
-    except (ValueError, AttributeError):
-        return response.reason or response.body[:200].decode("utf-8", "replace")
+        details = "; ".join("%(path)s: %(message)s" % d for d in doc.get("details", [])[:3])
+        return doc["error"] + (" (%s)" % details if details else "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return response.body[:200].decode("utf-8", "replace") or response.reason

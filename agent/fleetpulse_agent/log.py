@@ -25,10 +25,7 @@ class Log:
     def emit(self, level: str, msg: str, args: tuple, trace: bool = False) -> None:
         if LEVELS[level] < self.level:
             return
-        try:
-            text = msg % args if args else msg
-        except (TypeError, ValueError):
-            text = "%s %r" % (msg, args)
+        text = msg % args if args else msg
         if trace:
             import traceback  # only when something went wrong
 

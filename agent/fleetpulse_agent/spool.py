@@ -42,9 +42,6 @@ class Item:
         self.size = size
         self.body = body
 
-    def __repr__(self) -> str:
-        return "Item(%s%s)" % (self.name, ", in memory" if self.body is not None else "")
-
 
 class Spool:
     """A directory of pending batches with a size cap, plus the in-memory fallback."""
@@ -103,7 +100,6 @@ class Spool:
             if self.disk_error:
                 log.info("spool %s is writable again", self.path)
                 self.disk_error = ""
-            self._persist_memory()
             self._cap_disk()
             return Item(name, len(body))
 
@@ -130,15 +126,6 @@ class Spool:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-
-    def _persist_memory(self) -> None:
-        while self.memory:
-            item = self.memory[0]
-            try:
-                self._write(item.name, item.body or b"")
-            except OSError:
-                return
-            self.memory.popleft()
 
     def _cap_memory(self) -> None:
         total = sum(i.size for i in self.memory)

@@ -2,9 +2,8 @@
 
 Counters (`c`), gauges (`g`, with `+n`/`-n` deltas), timers (`ms`, `h`, `d`)
 and sets (`s`) are aggregated per send interval; DogStatsD `|#tag:value`
-tags become point tags. A DogStatsD service check (`_sc|name|status|...`) is
-an event with nagios status 0 ok, 1 warning, 2 critical, 3 unknown, so a
-service can send its own heartbeat (`|ttl:SECONDS` sets the event's ttl).
+tags become point tags. A service's own heartbeats and nagios-style status go
+through the `event` command.
 
 Each statsd name is a measurement tagged `source=statsd` and `type=counter|
 gauge|timer|set`; the fields are `count`, `rate` (counters), `value`
@@ -36,7 +35,6 @@ OWN_TAGS = ("source", "type")
 RESERVED_MEASUREMENTS = ("event", "alert")
 MAX_TIMER_SAMPLES = 1000  # per series and interval; beyond it a reservoir keeps a fair sample
 MAX_SET_VALUES = 10000
-STATUSES = ("ok", "warning", "critical", "unknown")
 _BAD = re.compile(r"[^A-Za-z0-9_./-]")
 
 
@@ -61,12 +59,11 @@ class StatsdAggregator:
         self.lock = threading.Lock()
         self.series = {}  # type: Dict[Tuple[str, str, Tuple[Tuple[str, str], ...]], list]
         self.gauges = {}  # type: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
-        self.events = []  # type: List[Dict[str, Any]]
         self.packets = 0
         self.bad_lines = 0
         self.dropped = 0
 
-    def feed(self, packet: bytes, now_ms: Optional[int] = None) -> None:
+    def feed(self, packet: bytes) -> None:
         """Take one datagram (one or more newline-separated lines). Never raises."""
         self.packets += 1
         for raw in packet.decode("utf-8", "replace").splitlines():
@@ -74,9 +71,7 @@ class StatsdAggregator:
             if not line:
                 continue
             try:
-                if line.startswith("_sc|"):
-                    self._service_check(line, now_ms)
-                elif not self._metric(line):
+                if not self._metric(line):
                     self.bad_lines += 1
             except (ValueError, IndexError):
                 self.bad_lines += 1
@@ -140,41 +135,10 @@ class StatsdAggregator:
                 entry[7].add(raw)
         return True
 
-    def _service_check(self, line: str, now_ms: Optional[int]) -> None:
-        parts = line.split("|")
-        name = clean_name(parts[1])
-        status = int(parts[2])
-        if name is None or not 0 <= status <= 3:
-            raise ValueError("bad service check")
-        event = {
-            "service": name,
-            "status": STATUSES[status],
-            "time": now_ms or int(time.time() * 1000),
-        }  # type: Dict[str, Any]
-        for extra in parts[3:]:
-            if extra.startswith("d:"):
-                event["time"] = int(float(extra[2:]) * 1000)
-            elif extra.startswith("m:"):
-                event["description"] = extra[2:][:1000]
-            elif extra.startswith("ttl:"):
-                event["ttl"] = int(float(extra[4:]) * 1000)
-            elif extra.startswith("#"):
-                labels = [t for t in extra[1:].split(",") if 0 < len(t) <= 64]
-                if labels:
-                    event["tags"] = labels[:32]
-        with self.lock:
-            if len(self.events) < 1000:
-                self.events.append(event)
-            else:
-                self.dropped += 1
-
-    def flush(
-        self, time_ms: int, interval_s: float
-    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-        """The interval's points and service-check events; starts a new interval."""
+    def flush(self, time_ms: int, interval_s: float) -> List[Dict[str, Any]]:
+        """The interval's points; starts a new interval."""
         with self.lock:
             series, self.series = self.series, {}
-            events, self.events = self.events, []
         points = []
         for (name, kind, _), (tags, total, samples, n, tsum, lo, hi, values) in series.items():
             if kind == "counter":
@@ -195,7 +159,7 @@ class StatsdAggregator:
             points.append(
                 {"measurement": name, "time": time_ms, "tags": point_tags, "fields": fields}
             )
-        return points, events
+        return points
 
 
 def _tags(raw: str) -> Dict[str, str]:

@@ -173,24 +173,6 @@ def test_a_missing_file_costs_only_its_reader(fake, agent_log) -> None:
     assert len([m for _, m in agent_log if "cannot collect network" in m]) == 1  # said once
 
 
-def test_counters_saved_by_one_run_serve_the_next(fake) -> None:
-    now = [50.0]
-    first = Collector(str(fake.proc), clock=lambda: now[0], sys=str(fake.sys))
-    first.sample()
-    saved = first.snapshot()
-    now[0] = 110.0
-    fake.tick(cpu=(10, 0, 10, 80, 0, 0, 0, 0), net=(600,) * 8, disk=(1, 1, 1, 1, 1))
-    second = Collector(str(fake.proc), clock=lambda: now[0], sys=str(fake.sys))
-    assert second.restore(saved, max_age=600)
-    s = by_measurement(second.sample())
-    assert s["cpu"][0][1]["idle"] == 80.0
-    assert s["net"][0][1]["rx_bytes_per_s"] == 10.0  # 600 bytes over 60 s
-    fake.write("sys/kernel/random/boot_id", "boot-2\n")
-    assert not Collector(str(fake.proc), clock=lambda: now[0], sys=str(fake.sys)).restore(
-        saved, max_age=600
-    )
-
-
 def test_real_proc_points_pass_the_collector_and_fit_a_timestream_record() -> None:
     c = Collector()
     agg = Aggregator()

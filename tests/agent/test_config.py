@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 from fleetpulse_agent import config
 from fleetpulse_agent.config import ConfigError, load
@@ -48,26 +46,6 @@ def test_environment_wins_over_the_file(tmp_path) -> None:
     assert cfg.tags == {"role": "web", "env": "prod"}
 
 
-def test_json_files_work_like_ini(tmp_path) -> None:
-    path = tmp_path / "agent.json"
-    path.write_text(
-        json.dumps(
-            {
-                "url": "http://10.0.0.1:8080/",
-                "token": "x",
-                "tags": {"role": "db"},
-                "dns_fallback": ["9.9.9.9"],
-                "ec2_tags": False,
-            }
-        )
-    )
-    cfg = load(str(path), env={})
-    assert cfg.url == "http://10.0.0.1:8080"
-    assert cfg.tags == {"role": "db"}
-    assert cfg.dns_fallback == [("9.9.9.9", 53)]
-    assert cfg.ec2_tags is False
-
-
 def test_the_config_path_comes_from_the_environment(tmp_path) -> None:
     path = tmp_path / "elsewhere.conf"
     path.write_text("[agent]\nurl = https://c.example\ntoken = t\n")
@@ -102,7 +80,7 @@ def test_the_config_path_comes_from_the_environment(tmp_path) -> None:
             "send_interval=5 is shorter than sample_interval=10",
         ),
         ("[other]\nurl = https://c\n", "unknown section [other]"),
-        ("{not json", "is not valid JSON"),
+        ("url = https://c\n", "expected `key = value` under [agent]"),
     ],
 )
 def test_a_bad_config_names_the_key_and_the_expected_form(tmp_path, text, message) -> None:

@@ -221,9 +221,9 @@ def test_a_tls_handshake_that_never_comes_times_out() -> None:
         assert time.monotonic() - started < 2
 
 
-def test_chunked_and_length_delimited_answers_are_read_whole() -> None:
+def test_answers_are_read_to_their_length_or_to_the_close() -> None:
     answers = [
-        b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        b"HTTP/1.0 202 Accepted\r\n\r\nhello world",
         b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nRetry-After: 7\r\n\r\nbusyEXTRA",
     ]
     for raw in answers:
