@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.tokens",
     "fleetpulse.commands.local",
+    "fleetpulse.commands.userdata",
 )
 
 
