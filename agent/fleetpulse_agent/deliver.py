@@ -318,6 +318,9 @@ class Sender:
             not_before=self.not_before,
             retry_after_until=self.retry_after_until,
             pid=os.getpid(),
+            dropped=self.spool.dropped,  # counts since this process started, for `status`
+            send_errors=self.send_errors,
+            rejected=self.rejected,
         )
         write_json(self.state_path, doc)
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is n
 def _when(at: Any) -> str:
     if not at:
         return "never"
-    at = float(at)
-    return "%s (%+ds)" % (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)), at - time.time())
+    ago = time.time() - float(at)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(at)))
+    return "%s (%s)" % (stamp, "%d s ago" % ago if ago >= 0 else "in %d s" % -ago)
 
 
 def _count(folder: str) -> Any:
@@ -76,6 +77,16 @@ def report(cfg: Any, check_network: bool = True, out: Callable[[str], None] = pr
         except OSError:
             line(folder, "none")
     state = read_json(os.path.join(spool, "state.json"))
+    line(
+        "counts",
+        "%d batches dropped by the spool cap, %d send errors, %d items rejected (by pid %s)"
+        % (
+            state.get("dropped", 0),
+            state.get("send_errors", 0),
+            state.get("rejected", 0),
+            state.get("pid", "-"),
+        ),
+    )
     line("last send", _when(state.get("last_success_at")))
     failed_at = float(state.get("last_error_at") or 0)
     if state.get("last_error"):
