@@ -8,6 +8,8 @@ and drop counts their sum over the interval.
 
 from __future__ import annotations
 
+import math
+
 from fleetpulse_agent.collect import AVG, CONST, GAUGE, KINDS, SUM
 
 TYPE_CHECKING = False
@@ -44,6 +46,8 @@ class Aggregator:
         entry[1] = time_ms
         stats = entry[2]
         for name, value in fields.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                continue  # the collector refuses NaN and infinity; one bad value is not the point
             s = stats.get(name)
             if s is None:
                 stats[name] = [1, value, value, value, value]

@@ -195,11 +195,12 @@ class Sender:
             if not items:
                 self.failures = 0
                 return 0.0
-            group, docs = self._group(items, limit)
+            group, docs, body = self._group(items, limit)
             if not group:
                 continue  # everything read was corrupt and is now quarantined
             points = sum(len(d.get("points") or ()) for d in docs)
-            body = self.spool.read(group[0]) or b"" if len(group) == 1 else encode(_merge(docs))
+            if len(group) > 1:
+                body = encode(_merge(docs))
             try:
                 response = self.post(body)
             except SendError as exc:
@@ -239,9 +240,14 @@ class Sender:
                 return self._failed(what, self._backoff(ra), response.status)
         return 0.0
 
-    def _group(self, items: List[Item], limit: int) -> Tuple[List[Item], List[Dict[str, Any]]]:
-        """The oldest batches that fit in one request together, and their documents."""
+    def _group(
+        self, items: List[Item], limit: int
+    ) -> Tuple[List[Item], List[Dict[str, Any]], bytes]:
+        """The oldest batches that fit in one request together, their documents, and the
+        first one's stored bytes (sent as they are when it goes alone).
+        """
         group, docs = [], []  # type: Tuple[List[Item], List[Dict[str, Any]]]
+        first = b""
         points = events = size = 0
         for item in items:
             body = self.spool.read(item)
@@ -262,10 +268,11 @@ class Sender:
                 break
             group.append(item)
             docs.append(doc)
+            first = first or body
             points, events, size = points + n_points, events + n_events, size + len(body)
             if (limit and len(group) >= limit) or _state(doc) == "shutdown":
                 break  # a shutdown heartbeat is the last word of its request
-        return group, docs
+        return group, docs, first
 
     # -- bookkeeping
 
@@ -300,14 +307,13 @@ class Sender:
     def _backoff(self, after: Optional[float] = None, config: bool = False) -> float:
         """Seconds to wait: exponential with jitter, at least what Retry-After asked."""
         self.failures += 1
+        base = self.cfg.retry_base * (30 if config else 1)
+        cap = self.cfg.auth_backoff if config else self.cfg.max_backoff
+        wait = min(cap, base * 2 ** min(self.failures - 1, 30))
+        wait = wait / 2 + wait / 2 * self.rand()  # jitter: hosts hit by one outage spread out
         if after is not None:
-            wait = min(after, 3600.0) * (1 + 0.1 * self.rand())
+            wait = max(wait, min(after, 3600.0) * (1 + 0.1 * self.rand()))
             self.retry_after_until = self.clock() + wait
-        else:
-            base = self.cfg.retry_base * (30 if config else 1)
-            cap = self.cfg.auth_backoff if config else self.cfg.max_backoff
-            wait = min(cap, base * 2 ** min(self.failures - 1, 30))
-            wait = wait / 2 + wait / 2 * self.rand()  # jitter: hosts hit by one outage spread out
         self.not_before = self.clock() + wait
         return wait
 

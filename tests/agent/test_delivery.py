@@ -194,6 +194,13 @@ def test_retry_after_is_honoured(collector, make_cfg, form) -> None:
     assert len(collector.posts) == posts
 
 
+def test_a_retry_after_of_zero_still_backs_off(collector, make_cfg) -> None:
+    cfg = make_cfg(collector.url, retry_base=1, max_backoff=1000)
+    _, sender, _ = setup(cfg, batches=1)
+    collector.answer(Answer(429, headers={"Retry-After": "0"}))
+    assert sender.send_pending() >= 0.5  # no hammering a collector that sheds load
+
+
 def test_connection_refused_keeps_everything(make_cfg) -> None:
     cfg = make_cfg(f"http://127.0.0.1:{closed_port()}")
     spool, sender, _ = setup(cfg)
