@@ -1,10 +1,15 @@
 """`fleetpulse user-data`: the EC2 user-data script that installs and starts the agent.
 
 The script embeds the agent (no PyPI, no download: the host needs Python 3.8+
-and a route to the collector), writes its config and a systemd unit with
-Restart=always, and starts it. EC2 caps user-data at 16 KB before base64;
-cloud-init inflates gzip user-data itself, so `--gzip` is the form that fits
-the embedded agent with room to spare.
+and a route to the collector), writes its config, a wrapper and a systemd unit
+with Restart=always, and starts the unit without waiting for it (`--no-block`:
+cloud-init's own unit is still starting, and a start job waiting on another
+can deadlock).
+
+EC2 caps user-data at 16 KB before base64. cloud-init inflates gzip user-data
+itself, and only the gzip form fits the agent, so it is the default. Even so
+the embedded agent is a minified single module without the operator tools
+`install` (this script does its job) and `status`; docs/AGENT.md says more.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def test_user_data_installs_config_unit_and_agent_then_starts_it(tmp_path) -> No
         assert calls == [
             "daemon-reload",
             "enable fleetpulse-agent.service",
-            "restart fleetpulse-agent.service",
+            "--no-block restart fleetpulse-agent.service",
         ]
 
         # the installed agent runs: one cron-style cycle against the collector
