@@ -32,6 +32,7 @@ lint: venv
 typecheck: venv
 	# app.py is checked once it exists; naming files here overrides the list in pyproject.toml.
 	$(BIN)/mypy $(wildcard app.py) chalicelib fleetpulse
+	MYPYPATH=agent $(BIN)/mypy --config-file agent/mypy.ini -p fleetpulse_agent
 
 unit: venv
 	$(BIN)/pytest $(PYTEST_ARGS)

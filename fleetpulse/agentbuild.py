@@ -94,6 +94,11 @@ class _TrimCommands(ast.NodeTransformer):
         self.leave_out = leave_out
         self.keep_help = keep_help
 
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        if node.name == "usage" and not self.keep_help:
+            node.body = [ast.Return(ast.Name("USAGE", ast.Load()))]
+        return node
+
     def visit_Assign(self, node: ast.Assign) -> ast.AST:
         target = node.targets[0]
         name = target.id if isinstance(target, ast.Name) else ""
@@ -177,7 +182,7 @@ def bundle_source(
 # Attribute names reached by name rather than by `.name` in the code itself.
 KEEP_ATTRIBUTES = frozenset(
     # Collector readers: their __name__ is what "cannot collect <name>" logs.
-    {"cpu", "memory", "system", "processes", "disk_usage", "disk_io", "network", "tcp"}
+    {"cpu", "memory", "system", "processes", "disk_usage", "disk_io", "network", "tcp", "own"}
 )
 
 

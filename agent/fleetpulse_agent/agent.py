@@ -13,7 +13,7 @@ import threading
 import time
 
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
-from fleetpulse_agent.collect import CONST, KINDS, Collector, SelfStats
+from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
 from fleetpulse_agent.log import log
 from fleetpulse_agent.send import Response, SendError
@@ -74,10 +74,9 @@ class Agent:
         )
         self.sender = Sender(cfg, self.spool, post=post, clock=clock)
         self.collector = collector or Collector(clock=monotonic)
-        self.self_stats = SelfStats(monotonic)
         self.aggregator = Aggregator()
         self.statsd = StatsdAggregator(cfg.statsd_max_series)
-        self.server = None  # type: Optional[StatsdServer]
+        self.server: Optional[StatsdServer] = None
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.loop_errors = 0
@@ -90,14 +89,13 @@ class Agent:
         now_ms = int(self.clock() * 1000)
         for measurement, tags, fields in self.collector.sample():
             self.aggregator.add(measurement, tags, fields, now_ms)
-        self.aggregator.add(SELF_MEASUREMENT, {}, self.self_stats.sample(), now_ms)
 
     def counters(self) -> Dict[str, int]:
-        usage = self.spool.usage()
+        batches, size = self.spool.usage()
         out = {
-            "spool_bytes": usage["spool_bytes"],
-            "spool_batches": usage["spool_batches"],
-            "memory_batches": usage["memory_batches"],
+            "spool_bytes": size,
+            "spool_batches": batches,
+            "memory_batches": len(self.spool.memory),
             "dropped_batches": self.spool.dropped,
             "dead_letters": self.spool.dead_letters,
             "quarantined": self.spool.quarantined,

@@ -14,13 +14,14 @@ from fleetpulse_agent.collect import AVG, CONST, GAUGE, KINDS, SUM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Dict, List
+    from typing import Any, Dict, List, Tuple
 
 
 MAX_POINTS_PER_BATCH = 1000
 
 
-def _round(value: Any) -> Any:
+def round3(value: Any) -> Any:
+    """A float to 3 decimals (an int when whole); anything else as it is."""
     # Three decimals are finer than anything measured here and keep bodies small.
     if isinstance(value, float):
         value = round(value, 3)
@@ -34,7 +35,7 @@ class Aggregator:
     def __init__(self, kinds: Dict[str, str] = KINDS) -> None:
         self.kinds = kinds
         # (measurement, sorted tag items) -> [tags, last time ms, {field: [n, sum, min, max, last]}]
-        self.series = {}  # type: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], list]
+        self.series: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], list] = {}
 
     def add(
         self, measurement: str, tags: Dict[str, str], fields: Dict[str, Any], time_ms: int
@@ -69,15 +70,15 @@ class Aggregator:
             for name, (n, total, lo, hi, last) in stats.items():
                 kind = self.kinds.get(name, GAUGE)
                 if kind == CONST:
-                    fields[name] = _round(last)
+                    fields[name] = round3(last)
                 elif kind == SUM:
-                    fields[name] = _round(total)
+                    fields[name] = round3(total)
                 else:
-                    fields[name] = _round(total / n)
+                    fields[name] = round3(total / n)
                     if kind != AVG:
-                        fields[name + "_min"] = _round(lo)
-                        fields[name + "_max"] = _round(hi)
-                        fields[name + "_last"] = _round(last)
+                        fields[name + "_min"] = round3(lo)
+                        fields[name + "_max"] = round3(hi)
+                        fields[name + "_last"] = round3(last)
             point = {"measurement": measurement, "time": time_ms, "fields": fields}
             if tags:
                 point["tags"] = tags

@@ -19,7 +19,7 @@ from fleetpulse_agent.log import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, List, Optional
+    from typing import Any, Dict, List, Optional, Tuple
 
 
 class UsageError(Exception):
@@ -38,7 +38,7 @@ def _ttl_ms(raw: str) -> int:
 FLAG, TEXT, LIST, REQUIRED = "flag", str, "list", object()
 # command: {option: (type or choices, default)}. A hand-made parser: argparse
 # would cost the daemon half a megabyte of resident memory.
-COMMANDS = {
+COMMANDS: Dict[str, Dict[str, Tuple[Any, Any]]] = {
     "run": {},
     "once": {"--budget": (float, 40.0)},
     "status": {"--offline": (FLAG, False)},
@@ -96,7 +96,8 @@ USAGE = "usage: %s [--config FILE] [-v] {%s} [options]" % (AGENT_NAME, ",".join(
 
 def usage() -> str:
     lines = [USAGE, ""]
-    for name, options in (("", {"--config": 0, "--verbose": 0}), *COMMANDS.items()):
+    general: Dict[str, Any] = {"--config": None, "--verbose": None}
+    for name, options in [("", general), *COMMANDS.items()]:
         if name:
             lines.append("\n%s: %s" % (name, HELP.get(name, "")))
         for option in options:
@@ -106,9 +107,9 @@ def usage() -> str:
 
 def parse_args(argv: List[str]) -> SimpleNamespace:
     """The command line: `command`, `config`, `verbose` and the command's options."""
-    args = {"config": None, "verbose": False, "command": None}  # type: Dict[str, Any]
+    args: Dict[str, Any] = {"config": None, "verbose": False, "command": None}
     items = list(argv)
-    options = {}  # type: Dict[str, Any]
+    options: Dict[str, Any] = {}
     while items:
         item = items.pop(0)
         name, eq, inline = item.partition("=")
@@ -152,7 +153,7 @@ def parse_args(argv: List[str]) -> SimpleNamespace:
     if args["command"] is None:
         raise UsageError("a command is needed")
     for option, (_, default) in COMMANDS[args["command"]].items():
-        if default is REQUIRED and args[option[2:]] is None:
+        if default is REQUIRED and args[option[2:].replace("-", "_")] is None:
             raise UsageError("%s is required" % option)
     return SimpleNamespace(**args)
 

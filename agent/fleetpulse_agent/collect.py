@@ -9,7 +9,6 @@ never the others.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -58,6 +57,7 @@ SKIP_FS = ("squashfs", "iso9660", "udf")
 SKIP_NET = ("lo", "veth")
 SKIP_DISK = ("loop", "ram", "fd", "sr")
 _TCP_STATE_RE = re.compile(rb"^\s*\d+: \S+ \S+ ([0-9A-F]{2})", re.M)
+PAGE = os.sysconf("SC_PAGE_SIZE")
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own size
 
 
@@ -75,8 +75,8 @@ class Collector:
         self.proc = proc
         self.sys = sys
         self.clock = clock
-        self.prev = {}  # type: Dict[str, Any]
-        self.failed = set()  # type: set
+        self.prev: Dict[str, Any] = {}
+        self.failed: set = set()
         self.errors = 0
         self.readers = [
             self.cpu,
@@ -87,12 +87,13 @@ class Collector:
             self.disk_io,
             self.network,
             self.tcp,
+            self.own,
         ]
 
     def sample(self) -> List[Sample]:
         """One reading of everything that can be read now; never raises."""
         now = self.clock()
-        out = []  # type: List[Sample]
+        out: List[Sample] = []
         for reader in self.readers:
             try:
                 reader(now, out)
@@ -114,6 +115,15 @@ class Collector:
         if any(d < 0 for d in deltas):  # counter reset (device re-added, wrap): skip once
             return None
         return now - prev[0], deltas
+
+    def own(self, now: float, out: List[Sample]) -> None:
+        """The agent's own footprint: resident memory, and CPU as a share of one core."""
+        fields: Dict[str, Any] = {"rss_bytes": int(read("/proc/self/statm").split()[1]) * PAGE}
+        t = os.times()
+        d = self._delta("own", now, (round((t.user + t.system) * 1000),))
+        if d is not None:
+            fields["cpu_percent"] = d[1][0] / 10.0 / d[0]  # ms per s, as a percentage
+        out.append(("fleetpulse_agent", {}, fields))
 
     def p(self, name: str) -> str:
         return os.path.join(self.proc, name)
@@ -186,13 +196,13 @@ class Collector:
 
     def system(self, now: float, out: List[Sample]) -> None:
         load = read(self.p("loadavg")).split()
-        fields = {
+        fields: Dict[str, Any] = {
             "load1": float(load[0]),
             "load5": float(load[1]),
             "load15": float(load[2]),
             "uptime_s": int(float(read(self.p("uptime")).split()[0])),
             "n_cpus": os.cpu_count() or 1,
-        }  # type: Dict[str, Any]
+        }
         try:
             allocated, unused, maximum = read(self.p("sys/fs/file-nr")).split()[:3]
             fields["file_handles"] = int(allocated) - int(unused)
@@ -353,23 +363,3 @@ class Collector:
 def _unescape(path: str) -> str:
     # /proc/mounts writes space, tab, newline and backslash as octal escapes
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-class SelfStats:
-    """The agent's own footprint: resident memory and CPU share of one core."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.last = None  # type: Optional[Tuple[float, float]]
-        self.page = os.sysconf("SC_PAGE_SIZE")
-
-    def sample(self) -> Dict[str, Any]:
-        fields = {}  # type: Dict[str, Any]
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields["rss_bytes"] = int(read("/proc/self/statm").split()[1]) * self.page
-        t = os.times()
-        now, cpu = self.clock(), t.user + t.system
-        if self.last is not None and now > self.last[0]:
-            fields["cpu_percent"] = 100.0 * (cpu - self.last[1]) / (now - self.last[0])
-        self.last = (now, cpu)
-        return fields

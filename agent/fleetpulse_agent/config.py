@@ -122,7 +122,7 @@ def _level(raw: str) -> str:
 
 # key: (default, parser, expected form). Defaults are strings so they go through
 # the same parser as file and environment values.
-SETTINGS = {
+SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "url": ("", _url, "the collector's base URL, http(s)://host[:port][/path]"),
     "token": ("", _token, "the ingest token, one word"),
     "host": ("", _host, "a host name: letters, digits and . _ - (empty: the machine's name)"),
@@ -170,7 +170,7 @@ def read_file(path: str) -> Dict[str, str]:
 
 def parse_ini(text: str, path: str) -> Dict[str, str]:
     """`key = value` lines of the `[agent]` section; `#` and `;` start comment lines."""
-    values = {}  # type: Dict[str, str]
+    values: Dict[str, str] = {}
     section = None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

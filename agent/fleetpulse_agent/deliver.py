@@ -76,7 +76,7 @@ def envelope(
     host: str, tags: Dict[str, str], interval: float, state: Optional[str]
 ) -> Dict[str, Any]:
     """The fields every request carries; `state` None leaves the heartbeat out."""
-    doc = {"host": host, "agent": {"name": AGENT_NAME, "version": __version__}}  # type: Dict[str, Any]
+    doc: Dict[str, Any] = {"host": host, "agent": {"name": AGENT_NAME, "version": __version__}}
     if tags:
         doc["tags"] = tags
     if state:
@@ -108,11 +108,11 @@ class Sender:
         self.not_before = 0.0  # our own backoff starts afresh with each process (a fixed token
         # must not wait out the old one); the collector's Retry-After outlives restarts
         self.retry_after_until = float(saved.get("retry_after_until", 0) or 0)
-        self.state = {
+        self.state: Dict[str, Any] = {
             k: saved.get(k)
             for k in ("last_success_at", "last_status", "last_error", "last_error_at")
-        }  # type: Dict[str, Any]
-        self.request_deadline = None  # type: Optional[float]
+        }
+        self.request_deadline: Optional[float] = None
         self.sent_batches = 0
         self.sent_points = 0
         self.send_errors = 0
@@ -246,7 +246,8 @@ class Sender:
         """The oldest batches that fit in one request together, their documents, and the
         first one's stored bytes (sent as they are when it goes alone).
         """
-        group, docs = [], []  # type: Tuple[List[Item], List[Dict[str, Any]]]
+        group: List[Item] = []
+        docs: List[Dict[str, Any]] = []
         first = b""
         points = events = size = 0
         for item in items:

@@ -18,7 +18,7 @@ from fleetpulse_agent.config import DEFAULT_PATH, load
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict, List, Optional
 
 
 PYZ = "/usr/local/lib/fleetpulse/fleetpulse-agent.pyz"
@@ -96,7 +96,7 @@ def install(args: Any, log: Any = print) -> int:
         return os.path.join(root, path.lstrip("/")) if root else path
 
     conf = args.config or DEFAULT_PATH
-    values = {}  # type: Dict[str, str]
+    values: Dict[str, str] = {}
     for key in ("url", "token", "host", "tags"):
         value = getattr(args, key, None)
         if value:
@@ -134,11 +134,11 @@ def install(args: Any, log: Any = print) -> int:
     if args.no_start or os.environ.get("FLEETPULSE_NO_START") == "1":
         log("not starting the service (as asked)")
         return 0
-    commands = [
+    commands: List[List[str]] = [
         ["systemctl", "daemon-reload"],
         ["systemctl", "enable", UNIT_NAME],
         ["systemctl", "restart", UNIT_NAME],
-    ]  # type: List[List[str]]
+    ]
     for command in commands:
         try:
             done = subprocess.run(command, check=False)

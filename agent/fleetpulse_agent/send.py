@@ -21,6 +21,8 @@ import socket
 import struct
 import time
 
+from fleetpulse_agent.log import log
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
     from typing import Dict, List, Optional, Tuple
@@ -158,7 +160,7 @@ def connect(addrs: List[Tuple[int, Tuple]], connect_timeout: float) -> Tuple[soc
     raise SendError("tcp", error)
 
 
-_contexts = {}  # type: Dict[str, object]
+_contexts: Dict[str, object] = {}
 
 
 def tls_context(ca_file: str) -> object:
@@ -230,15 +232,21 @@ def request(
             raise SendError("http", "out of time")
         return min(seconds, left)
 
+    # Each step is logged at debug level: `-v once` traces a post step by step.
     t = target(url)
-    addrs, _ = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
+    addrs, via = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
+    log.debug("dns: %s %s (%s)", t.host, addrs[0][1][0], via)
     sock, keepalive = connect(addrs, within(cfg.connect_timeout))  # type: ignore
     try:
+        log.debug("tcp: port %d open", t.port)
         if t.scheme == "https":
             sock = tls_wrap(sock, t.host, cfg.ca_file, within(cfg.tls_timeout))  # type: ignore
-        return exchange(
+            log.debug("tls: %s", sock.version())  # type: ignore
+        response = exchange(
             sock, method, t, body, headers, cfg=cfg, keepalive=keepalive, deadline=deadline
         )
+        log.debug("http: %s %s %d", method, t.path, response.status)
+        return response
     finally:
         sock.close()
 

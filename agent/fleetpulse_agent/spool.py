@@ -24,7 +24,7 @@ from fleetpulse_agent.log import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Dict, List, Optional
+    from typing import Any, Deque, Dict, List, Optional, Tuple
 
 
 SUFFIX = ".json.gz"
@@ -52,7 +52,7 @@ class Spool:
         self.quarantine_dir = os.path.join(path, "quarantine")
         self.max_bytes = max_bytes
         self.memory_max_bytes = memory_max_bytes
-        self.memory = collections.deque()  # type: Deque[Item]
+        self.memory: Deque[Item] = collections.deque()
         self.lock = threading.Lock()
         self.seq = itertools.count()
         self.pid = os.getpid()
@@ -264,24 +264,10 @@ class Spool:
 
     # -- reporting
 
-    def usage(self) -> Dict[str, Any]:
-        """Counts and bytes of what waits, on disk and in memory."""
+    def usage(self) -> Tuple[int, int]:
+        """How many batches wait on disk, and their bytes."""
         files = self._files()
-        with self.lock:
-            memory = list(self.memory)
-        return {
-            "spool_batches": len(files),
-            "spool_bytes": sum(i.size for i in files),
-            "memory_batches": len(memory),
-            "memory_bytes": sum(i.size for i in memory),
-        }
-
-
-def count_files(folder: str) -> int:
-    try:
-        return sum(1 for n in os.listdir(folder) if n.endswith(SUFFIX))
-    except OSError:
-        return 0
+        return len(files), sum(i.size for i in files)
 
 
 def write_json(path: str, doc: Dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+from fleetpulse_agent.aggregate import round3
 from fleetpulse_agent.config import valid_name
 from fleetpulse_agent.log import log
 from fleetpulse_agent.send import random_fraction
@@ -57,8 +58,8 @@ class StatsdAggregator:
         self.max_series = max_series
         self.rand = rand
         self.lock = threading.Lock()
-        self.series = {}  # type: Dict[Tuple[str, str, Tuple[Tuple[str, str], ...]], list]
-        self.gauges = {}  # type: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
+        self.series: Dict[Tuple[str, str, Tuple[Tuple[str, str], ...]], list] = {}
+        self.gauges: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
         self.packets = 0
         self.bad_lines = 0
         self.dropped = 0
@@ -142,14 +143,19 @@ class StatsdAggregator:
         points = []
         for (name, kind, _), (tags, total, samples, n, tsum, lo, hi, values) in series.items():
             if kind == "counter":
-                fields = {"count": _r(total), "rate": _r(total / interval_s)}
+                fields = {"count": round3(total), "rate": round3(total / interval_s)}
             elif kind == "gauge":
-                fields = {"value": _r(total)}
+                fields = {"value": round3(total)}
             elif kind == "timer":
                 samples.sort()
-                fields = {"count": n, "mean": _r(tsum / n), "min": _r(lo), "max": _r(hi)}
+                fields = {
+                    "count": n,
+                    "mean": round3(tsum / n),
+                    "min": round3(lo),
+                    "max": round3(hi),
+                }
                 for q in (50, 90, 99):
-                    fields["p%d" % q] = _r(
+                    fields["p%d" % q] = round3(
                         samples[min(len(samples) - 1, int(len(samples) * q / 100))]
                     )
             else:
@@ -171,11 +177,6 @@ def _tags(raw: str) -> Dict[str, str]:
         if key and value and key not in OWN_TAGS and key not in FIELD_NAMES and len(key) <= 60:
             tags[key] = value[:256]
     return tags
-
-
-def _r(value: float) -> Any:
-    value = round(value, 3)
-    return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
 class StatsdServer:
