@@ -297,6 +297,42 @@ def rename_attributes(code: str) -> str:
     return ast.unparse(_RenameAttributes(names).visit(tree))
 
 
+def positional_only(code: str) -> str:
+    """Make every parameter that no call passes by keyword positional-only.
+
+    The bundle is a closed world, so this is checked, not guessed: a name used
+    as a keyword anywhere stays a keyword parameter everywhere. The minifier
+    may rename positional-only parameters; it must keep the others.
+    """
+    tree = ast.parse(code)
+    ours = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        ours.update(f.name for f in cls.body if isinstance(f, ast.FunctionDef))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    # Keywords only count on calls that may reach our code: standard library
+    # calls (`Thread(name=...)`) say nothing about our parameters.
+    by_keyword = {
+        k.arg
+        for c in calls
+        if getattr(c.func, "id", getattr(c.func, "attr", "")) in ours
+        for k in c.keywords
+        if k.arg
+    }
+    spread = [c for c in calls if any(k.arg is None for k in c.keywords)]
+    if any(getattr(c.func, "id", "") not in ("dict", "y", "SimpleNamespace") for c in spread):
+        return code  # a **mapping call might reach our functions: change nothing
+    for fn in ast.walk(tree):
+        if not isinstance(fn, ast.FunctionDef | ast.Lambda):
+            continue
+        args = fn.args
+        params = args.posonlyargs + args.args
+        cut = 0
+        while cut < len(params) and params[cut].arg not in by_keyword:
+            cut += 1
+        args.posonlyargs, args.args = params[:cut], params[cut:]
+    return ast.unparse(tree)
+
+
 def bundle(
     source: Path = AGENT_SOURCE, leave_out: tuple[str, ...] = (), keep_help: bool = True
 ) -> str:
@@ -305,12 +341,13 @@ def bundle(
 
     return str(
         python_minifier.minify(
-            rename_attributes(bundle_source(source, leave_out, keep_help)),
+            positional_only(rename_attributes(bundle_source(source, leave_out, keep_help))),
             remove_annotations=True,
             remove_literal_statements=True,
             rename_locals=True,
             rename_globals=True,
             hoist_literals=False,
+            convert_posargs_to_args=False,
         )
     )
 

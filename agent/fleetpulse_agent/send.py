@@ -25,7 +25,7 @@ from fleetpulse_agent.log import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Dict, List, Optional, Tuple
+    from typing import Callable, Dict, List, Optional, Tuple
 
 
 MAX_RESPONSE = 1 << 20
@@ -216,13 +216,26 @@ def request(
     cfg: object,
     *,
     deadline: Optional[float] = None,
+    trace: Optional[Callable[[str, str], None]] = None,
 ) -> Response:
     """Send one request and read the whole answer; raises SendError without an HTTP status.
 
     `cfg` supplies connect_timeout, tls_timeout, read_timeout, request_cap,
     dns_fallback and ca_file (the agent's settings). `deadline`, a
-    time.monotonic() instant, bounds every step (shutting down).
+    time.monotonic() instant, bounds every step (shutting down). `trace(step,
+    text)` hears of each step done (dns, tcp, tls, http) with its time; by
+    default they are debug log lines, so `-v once` traces a post.
     """
+    start = [time.monotonic()]
+
+    def done(step: str, text: str) -> None:
+        now = time.monotonic()
+        text += " (%.0f ms)" % ((now - start[0]) * 1000)
+        start[0] = now
+        if trace:
+            trace(step, text)
+        else:
+            log.debug("%s: %s", step, text)
 
     def within(seconds: float) -> float:
         if deadline is None:
@@ -232,20 +245,19 @@ def request(
             raise SendError("http", "out of time")
         return min(seconds, left)
 
-    # Each step is logged at debug level: `-v once` traces a post step by step.
     t = target(url)
     addrs, via = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
-    log.debug("dns: %s %s (%s)", t.host, addrs[0][1][0], via)
+    done("dns", "%s -> %s via the %s resolver" % (t.host, addrs[0][1][0], via))
     sock, keepalive = connect(addrs, within(cfg.connect_timeout))  # type: ignore
     try:
-        log.debug("tcp: port %d open", t.port)
+        done("tcp", "port %d open" % t.port)
         if t.scheme == "https":
             sock = tls_wrap(sock, t.host, cfg.ca_file, within(cfg.tls_timeout))  # type: ignore
-            log.debug("tls: %s", sock.version())  # type: ignore
+            done("tls", "%s, certificate valid for %s" % (sock.version(), t.host))  # type: ignore
         response = exchange(
             sock, method, t, body, headers, cfg=cfg, keepalive=keepalive, deadline=deadline
         )
-        log.debug("http: %s %s %d", method, t.path, response.status)
+        done("http", "%s %s -> %d" % (method, t.path, response.status))
         return response
     finally:
         sock.close()

@@ -272,7 +272,7 @@ def test_status_walks_dns_tcp_http_and_token(tmp_path, collector) -> None:
     out = done.stdout
     for label in ("config", "spool", "last send", "dns", "tcp", "http", "token"):
         assert any(line.startswith(label) for line in out.splitlines()), f"no {label} line:\n{out}"
-    assert "202 accepted" in out
+    assert "token        POST /v1/ingest -> 202" in out
     assert collector.stored == {}  # the token check posts no points
 
     env["FLEETPULSE_TOKEN"] = "wrong-token"
@@ -284,7 +284,7 @@ def test_status_walks_dns_tcp_http_and_token(tmp_path, collector) -> None:
         timeout=30,
     )
     assert done.returncode == 1
-    assert "401 REFUSED" in done.stdout
+    assert "REFUSED: 401 missing, unknown or revoked token" in done.stdout
 
 
 def test_status_names_the_failing_step(tmp_path) -> None:

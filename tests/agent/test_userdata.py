@@ -271,7 +271,7 @@ def test_the_full_bundle_keeps_every_command(tmp_path, collector) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "202 accepted" in done.stdout
+    assert "POST /v1/ingest -> 202" in done.stdout
     help_text = subprocess.run(
         [PYTHON, str(pyz), "--help"],
         env=env,
