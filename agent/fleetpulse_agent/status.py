@@ -114,17 +114,15 @@ def reachability(cfg: Any, line: Callable[[str, str], None]) -> bool:
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
     }
+
+    def answer_only(step: str, text: str) -> None:
+        # The second request's DNS, TCP and TLS steps were just shown: only its answer is news.
+        if step == "http":
+            line("token", text)
+
     try:
         request("GET", url[: -len("v1/ingest")] + "v1/health", b"", {}, cfg, trace=line)
-        # The second request's DNS, TCP and TLS steps were just shown: only its answer is news.
-        response = request(
-            "POST",
-            url,
-            encode(doc),
-            headers,
-            cfg,
-            trace=lambda step, text: step == "http" and line("token", text),
-        )
+        response = request("POST", url, encode(doc), headers, cfg, trace=answer_only)
     except SendError as exc:
         line(exc.step, "FAILED: %s" % exc.reason)
         return False
