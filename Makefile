@@ -23,14 +23,15 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
+# vermin: the agent runs on the hosts' own Python, so nothing newer than 3.8 may slip in.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	# The agent runs on the hosts' own Python: nothing newer than 3.8 may slip in.
 	$(BIN)/vermin -t=3.8- --no-tips --violations --eval-annotations agent/fleetpulse_agent
 
+# app.py is checked once it exists (files named here override pyproject's list);
+# the agent gets a lighter pass of its own (agent/mypy.ini).
 typecheck: venv
-	# app.py is checked once it exists; naming files here overrides the list in pyproject.toml.
 	$(BIN)/mypy $(wildcard app.py) chalicelib fleetpulse
 	MYPYPATH=agent $(BIN)/mypy --config-file agent/mypy.ini -p fleetpulse_agent
 
