@@ -80,6 +80,14 @@ def rss_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages (libpython, libssl) split between their users."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -178,6 +186,7 @@ def main() -> int:
         print("collectd not found (apt-get install -y collectd-core): measuring the agent only")
 
     rss: dict[str, list[int]] = {name: [] for name in procs}
+    pss: dict[str, list[int]] = {name: [] for name in procs}
     start_cpu: dict[str, float] = {}
     started = time.monotonic()
     try:
@@ -186,6 +195,7 @@ def main() -> int:
                 if proc.poll() is not None:
                     raise SystemExit(f"{name} exited with status {proc.returncode}")
                 rss[name].append(rss_bytes(proc.pid))
+                pss[name].append(pss_bytes(proc.pid))
                 if elapsed >= args.warmup and name not in start_cpu:
                     start_cpu[name] = cpu_seconds(proc.pid)
             time.sleep(1)
@@ -206,6 +216,7 @@ def main() -> int:
         rows[name] = {
             "rss_peak_mb": max(rss[name]) / 2**20,
             "rss_median_mb": statistics.median(rss[name]) / 2**20,
+            "pss_median_mb": statistics.median(pss[name]) / 2**20,
             "cpu_percent": 100 * cpu / steady,
             "cpu_ms_per_cycle": 1000 * cpu / cycles,
             "startup_cpu_s": start_cpu[name],
@@ -214,11 +225,11 @@ def main() -> int:
     print(
         f"agent posted over {scheme}; the sink received {Sink.points} points in {Sink.posts} posts\n"
     )
-    header = f"{'':10} {'RSS peak MB':>12} {'RSS median MB':>14} {'CPU % core':>11} {'CPU ms/cycle':>13} {'start-up CPU s':>15}"
+    header = f"{'':10} {'RSS peak MB':>12} {'RSS median MB':>14} {'PSS median MB':>14} {'CPU % core':>11} {'CPU ms/cycle':>13} {'start-up CPU s':>15}"
     print(header)
     for name, r in rows.items():
         print(
-            f"{name:10} {r['rss_peak_mb']:12.1f} {r['rss_median_mb']:14.1f} {r['cpu_percent']:11.3f} "
+            f"{name:10} {r['rss_peak_mb']:12.1f} {r['rss_median_mb']:14.1f} {r['pss_median_mb']:14.1f} {r['cpu_percent']:11.3f} "
             f"{r['cpu_ms_per_cycle']:13.2f} {r['startup_cpu_s']:15.2f}"
         )
     if "collectd" in rows:
@@ -226,6 +237,7 @@ def main() -> int:
         print(
             f"{'agent/cd':10} {a['rss_peak_mb'] / c['rss_peak_mb']:12.2f} "
             f"{a['rss_median_mb'] / c['rss_median_mb']:14.2f} "
+            f"{a['pss_median_mb'] / c['pss_median_mb']:14.2f} "
             f"{a['cpu_percent'] / max(c['cpu_percent'], 1e-9):11.2f} "
             f"{a['cpu_ms_per_cycle'] / max(c['cpu_ms_per_cycle'], 1e-9):13.2f}"
         )
