@@ -10,11 +10,12 @@ PYTEST_ARGS ?=
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 SYSTEM_PACKAGES ?= influxdb
 
-.PHONY: help run test venv lint typecheck unit clean system-deps
+.PHONY: help run test venv lint typecheck unit agent clean system-deps
 
 help:
 	@echo "make run    set up .venv and start the whole stack locally on an embedded AWS"
 	@echo "make test   set up .venv, then ruff, mypy and the test suite"
+	@echo "make agent  build the single-file agent, dist/fleetpulse-agent.pyz"
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "fleetpulse needs Python 3.11 (set PYTHON=...)"'
@@ -35,17 +36,27 @@ system-deps:
 			|| echo "warning: could not install$$missing; the tests that need them will skip"; \
 	fi
 
+# vermin: the agent runs on the hosts' own Python, so nothing newer than 3.8 may slip in.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/vermin -t=3.8- --no-tips --violations --eval-annotations agent/fleetpulse_agent
 
+# The agent gets a lighter pass of its own (agent/mypy.ini).
 typecheck: venv
 	$(BIN)/mypy
+	MYPYPATH=agent $(BIN)/mypy --config-file agent/mypy.ini -p fleetpulse_agent
 
 unit: venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+agent: dist/fleetpulse-agent.pyz
+
+dist/fleetpulse-agent.pyz: $(STAMP) $(shell find agent/fleetpulse_agent -name '*.py')
+	@mkdir -p dist
+	$(BIN)/python -c 'from fleetpulse.agentbuild import main; main()' $@
 
 run: venv
 	$(BIN)/fleetpulse local up

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.silences",
     "fleetpulse.commands.rules",
     "fleetpulse.commands.local",
+    "fleetpulse.commands.userdata",
 )
 
 

@@ -1,0 +1,344 @@
+"""One HTTP request to the collector, with the timeouts a stuck network needs.
+
+There is no single request timeout: a big batch on a slow link must get
+through. Instead (the okmeter lesson): a connect timeout, a TLS handshake
+timeout, TCP keepalive probes that find a dead peer within seconds, and an
+idle read timeout that catches a peer which is alive but never answers
+(keepalive cannot see that one). Where the OS has no keepalive tuning, a
+large cap on the whole request stands in for it.
+
+When the system resolver cannot resolve the collector, the configured
+fallback resolvers are asked directly; TLS is still verified against the real
+host name.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import socket
+import struct
+import time
+
+from fleetpulse_agent.log import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
+    from typing import Callable, Dict, List, Optional, Tuple
+
+
+MAX_RESPONSE = 1 << 20
+KEEPALIVE = (("TCP_KEEPIDLE", 1), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3))
+
+
+class SendError(Exception):
+    """The request did not get an HTTP answer; `step` says where it failed."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__("%s: %s" % (step, reason))
+        self.step = step
+        self.reason = reason
+
+
+# status, reason, headers (lower-case names), body
+Response = collections.namedtuple("Response", "status reason headers body")
+Target = collections.namedtuple("Target", "scheme host port path")
+_URL_RE = re.compile(r"(https?)://(\[[^\]]+\]|[^/:?#]+)(?::(\d+))?([^#]*)")
+
+
+def target(url: str) -> Target:
+    """Scheme, host, port and path of an http(s) URL (urllib.parse costs half a megabyte)."""
+    m = _URL_RE.match(url)
+    if not m:
+        raise SendError("url", "not an http(s) URL: %s" % url)
+    scheme, host, port, path = m.groups()
+    return Target(
+        scheme,
+        host.strip("[]"),
+        int(port) if port else (443 if scheme == "https" else 80),
+        path or "/",
+    )
+
+
+def random_fraction() -> float:
+    """A number in [0, 1), from os.urandom (the random module costs memory for nothing here)."""
+    return int.from_bytes(os.urandom(7), "big") / 2.0**56
+
+
+# ---------------------------------------------------------------- name resolution
+
+
+def resolve(
+    host: str, port: int, fallbacks: List[Tuple[str, int]], timeout: float
+) -> Tuple[List[Tuple[int, Tuple]], str]:
+    """Addresses for host:port and which resolver gave them; raises SendError("dns")."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        return [(family, addr) for family, _, _, _, addr in infos], "system"
+    except (socket.gaierror, UnicodeError) as exc:
+        error = str(exc)
+    for server in fallbacks:
+        try:
+            ips = query_a(host, server, timeout)
+        except (OSError, ValueError) as exc:
+            error += "; %s:%d: %s" % (server[0], server[1], exc)
+            continue
+        if ips:
+            return [(socket.AF_INET, (ip, port)) for ip in ips], "%s:%d" % server
+        error += "; %s:%d: no A record" % server
+    raise SendError("dns", "cannot resolve %s (%s)" % (host, error))
+
+
+def query_a(name: str, server: Tuple[str, int], timeout: float) -> List[str]:
+    """IPv4 addresses for `name` from one DNS server over UDP (RFC 1035, recursion desired)."""
+    qid = int.from_bytes(os.urandom(2), "big")
+    question = b"".join(
+        bytes([len(label)]) + label for label in name.rstrip(".").encode("idna").split(b".")
+    )
+    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + b"\0\0\1\0\1"
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, server)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            data = sock.recv(4096)
+            if len(data) >= 12 and struct.unpack("!H", data[:2])[0] == qid:
+                break
+    flags, qdcount, ancount = struct.unpack("!HHH", data[2:8])
+    if flags & 0xF:
+        raise ValueError("DNS error code %d" % (flags & 0xF))
+    pos = 12
+    for _ in range(qdcount):
+        pos = _skip_name(data, pos) + 4
+    ips = []
+    for _ in range(ancount):
+        pos = _skip_name(data, pos)
+        rtype, _, _, length = struct.unpack("!HHIH", data[pos : pos + 10])
+        pos += 10
+        if rtype == 1 and length == 4:
+            ips.append(socket.inet_ntoa(data[pos : pos + 4]))
+        pos += length
+    return ips
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        length = data[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:  # compression pointer: the name ends here
+            return pos + 2
+        pos += length + 1
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def connect(addrs: List[Tuple[int, Tuple]], connect_timeout: float) -> Tuple[socket.socket, bool]:
+    """A connected TCP socket to the first address that answers, and whether keepalive is tuned."""
+    error = "no address"
+    for family, addr in addrs:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(connect_timeout)
+        try:
+            sock.connect(addr)
+        except OSError as exc:
+            sock.close()
+            error = "%s: %s" % (addr[0], _describe(exc))
+            continue
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        tuned = True
+        for option, value in KEEPALIVE:
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            else:
+                tuned = False
+        return sock, tuned
+    raise SendError("tcp", error)
+
+
+_contexts: Dict[str, object] = {}
+
+
+def tls_context(ca_file: str) -> object:
+    """One verifying client context per CA source, made once: loading CAs costs memory."""
+    import ssl  # only for https: it maps a few megabytes of libraries
+
+    context = _contexts.get(ca_file)
+    if context is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
+        paths = ssl.get_default_verify_paths()
+        if ca_file:
+            context.load_verify_locations(cafile=ca_file)
+        elif paths.capath and os.path.isdir(paths.capath) and os.listdir(paths.capath):
+            # A hashed directory is read certificate by certificate as needed; the
+            # bundle file would be parsed whole into memory.
+            context.load_verify_locations(capath=paths.capath)
+        else:
+            context.load_default_certs()
+        _contexts[ca_file] = context
+    return context
+
+
+def tls_wrap(sock: socket.socket, host: str, ca_file: str, timeout: float) -> socket.socket:
+    """TLS over `sock`, verified against `host` whatever address it was reached at."""
+    import ssl
+
+    try:
+        tls = tls_context(ca_file).wrap_socket(  # type: ignore
+            sock, server_hostname=host, do_handshake_on_connect=False
+        )
+        tls.settimeout(timeout)
+        tls.do_handshake()
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        raise SendError("tls", _describe(exc)) from None
+    return tls
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# ---------------------------------------------------------------- the request
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes,
+    headers: Dict[str, str],
+    cfg: object,
+    *,
+    deadline: Optional[float] = None,
+    trace: Optional[Callable[[str, str], None]] = None,
+) -> Response:
+    """Send one request and read the whole answer; raises SendError without an HTTP status.
+
+    `cfg` supplies connect_timeout, tls_timeout, read_timeout, request_cap,
+    dns_fallback and ca_file (the agent's settings). `deadline`, a
+    time.monotonic() instant, bounds every step (shutting down). `trace(step,
+    text)` hears of each step done (dns, tcp, tls, http) with its time; by
+    default they are debug log lines, so `-v once` traces a post.
+    """
+    start = [time.monotonic()]
+
+    def done(step: str, text: str) -> None:
+        now = time.monotonic()
+        text += " (%.0f ms)" % ((now - start[0]) * 1000)
+        start[0] = now
+        if trace:
+            trace(step, text)
+        else:
+            log.debug("%s: %s", step, text)
+
+    def within(seconds: float) -> float:
+        if deadline is None:
+            return seconds
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendError("http", "out of time")
+        return min(seconds, left)
+
+    t = target(url)
+    addrs, via = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
+    done("dns", "%s -> %s via the %s resolver" % (t.host, addrs[0][1][0], via))
+    sock, keepalive = connect(addrs, within(cfg.connect_timeout))  # type: ignore
+    try:
+        done("tcp", "port %d open" % t.port)
+        if t.scheme == "https":
+            sock = tls_wrap(sock, t.host, cfg.ca_file, within(cfg.tls_timeout))  # type: ignore
+            done("tls", "%s, certificate valid for %s" % (sock.version(), t.host))  # type: ignore
+        response = exchange(
+            sock, method, t, body, headers, cfg=cfg, keepalive=keepalive, deadline=deadline
+        )
+        done("http", "%s %s -> %d" % (method, t.path, response.status))
+        return response
+    finally:
+        sock.close()
+
+
+def exchange(
+    sock: socket.socket,
+    method: str,
+    t: Target,
+    body: bytes,
+    headers: Dict[str, str],
+    *,
+    cfg: object,
+    keepalive: bool,
+    deadline: Optional[float] = None,
+) -> Response:
+    """Write the request on a connected socket and read the response to its end."""
+    read_timeout = cfg.read_timeout  # type: ignore
+    if not keepalive:
+        cap = time.monotonic() + cfg.request_cap  # type: ignore
+        deadline = cap if deadline is None else min(deadline, cap)
+    host = "[%s]" % t.host if ":" in t.host else t.host
+    if t.port not in (80, 443):
+        host += ":%d" % t.port
+    lines = ["%s %s HTTP/1.1" % (method, t.path), "Host: " + host, "Connection: close"]
+    lines += ["%s: %s" % kv for kv in headers.items()]
+    lines.append("Content-Length: %d\r\n\r\n" % len(body))
+    head = "\r\n".join(lines).encode("latin-1")
+
+    def timeout() -> float:
+        if deadline is None:
+            return read_timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendError("http", "no complete answer in time")
+        return min(read_timeout, left)
+
+    try:
+        sock.settimeout(timeout())
+        sock.sendall(head + body)
+        data = b""
+        while True:  # "Connection: close": the answer ends where the connection does
+            sock.settimeout(timeout())
+            chunk = sock.recv(65536)
+            if not chunk or len(data) > MAX_RESPONSE:
+                break
+            data += chunk
+        top, sep, rest = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = top.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if not sep or not parts[0].startswith("HTTP/") or not parts[1:2] or not parts[1].isdigit():
+            raise SendError("http", "no HTTP answer before the connection closed")
+        found = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            found[name.strip().lower()] = value.strip()
+        length = found.get("content-length", "")
+        if length.isdigit():
+            rest = rest[: int(length)]
+        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", found, rest)
+    except SendError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, socket.timeout):
+            raise SendError("http", "no answer for %gs" % read_timeout) from None
+        raise SendError("http", _describe(exc)) from None
+
+
+def retry_after(value: Optional[str], now: float) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime  # rare: only for date-form answers
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)

@@ -1,0 +1,55 @@
+"""One point per series per interval: average, min, max and last, sums and last values."""
+
+from __future__ import annotations
+
+from fleetpulse_agent.aggregate import Aggregator, chunks
+from fleetpulse_agent.collect import AVG, CONST, GAUGE, SUM
+
+KINDS = {"load": GAUGE, "queue": AVG, "total": CONST, "errors": SUM}
+
+
+def test_a_gauge_keeps_its_swing_inside_the_interval() -> None:
+    agg = Aggregator(KINDS)
+    for t, load in enumerate([1.0, 9.0, 2.0, 4.0]):
+        agg.add(
+            "system", {}, {"load": load, "queue": load, "total": 100 + t, "errors": t}, 1000 + t
+        )
+    [point] = agg.flush()
+    assert point == {
+        "measurement": "system",
+        "time": 1003,  # the interval's last sample
+        "fields": {
+            "load": 4,
+            "load_min": 1,
+            "load_max": 9,
+            "load_last": 4,
+            "queue": 4,
+            "total": 103,
+            "errors": 6,
+        },
+    }
+    assert agg.flush() == []  # the next interval starts empty
+
+
+def test_series_are_told_apart_by_tags_and_values_are_rounded() -> None:
+    agg = Aggregator(KINDS)
+    agg.add("net", {"interface": "eth0"}, {"load": 1 / 3}, 1)
+    agg.add("net", {"interface": "eth1"}, {"load": 2 / 3}, 1)
+    points = agg.flush()
+    assert [(p["tags"]["interface"], p["fields"]["load"]) for p in points] == [
+        ("eth0", 0.333),
+        ("eth1", 0.667),
+    ]
+
+
+def test_non_finite_values_are_left_out_not_sent() -> None:
+    agg = Aggregator(KINDS)
+    agg.add("m", {}, {"load": float("nan"), "queue": 1.0}, 1)
+    agg.add("m", {}, {"load": float("inf"), "queue": 3.0}, 2)
+    [point] = agg.flush()
+    assert point["fields"] == {"queue": 2}
+
+
+def test_batches_are_cut_at_the_request_cap() -> None:
+    assert [len(c) for c in chunks(list(range(2500)), 1000)] == [1000, 1000, 500]
+    assert chunks([], 1000) == [[]]
