@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = Logger(child=True)
+
+T = TypeVar("T")
 
 # DynamoDB refuses an UpdateExpression over 4 KB (about 300 assignments here);
 # moto, which the local stack runs on, fails on more than about 150. A host
@@ -112,13 +114,15 @@ class DynamoDBTokenStore:
         )
 
     def list(self) -> list[TokenRecord]:
-        records = [_token_from_item(from_item(item)) for item in self._scan()]
+        records = _scan_decoded(
+            self.client,
+            self.table,
+            "tokens",
+            lambda item: _token_from_item(from_item(item)),
+            True,
+            raise_errors=True,
+        )
         return sorted(records, key=lambda r: r.created_at)
-
-    def _scan(self) -> Iterator[dict[str, Any]]:
-        paginator = self.client.get_paginator("scan")
-        for page in paginator.paginate(TableName=self.table):
-            yield from page.get("Items", [])
 
     def revoke(self, token_id: str, at: datetime) -> bool:
         from botocore.exceptions import ClientError
@@ -253,17 +257,10 @@ class DynamoDBHostStore:
     def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
         """One paginated Scan, eventually consistent: every write that acts on what it
         read is conditional, so a read a second old costs a no-op at worst."""
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        hosts: list[HostSnapshot] = []
-        try:
-            for item in _scan(self.client, self.table, consistent=False):
-                snapshot = snapshot_from_item(item, fields)
-                if snapshot is not None:
-                    hosts.append(snapshot)
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
-        return hosts
+        return _scan_decoded(
+            self.client, self.table, "hosts", lambda item: snapshot_from_item(item, fields), False
+        )
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
         return self._conditional(
@@ -379,6 +376,37 @@ def _scan(client: DynamoDBClient, table: str, consistent: bool) -> Iterator[dict
         if not last:
             return
         kwargs["ExclusiveStartKey"] = last
+
+
+def _scan_decoded(
+    client: DynamoDBClient,
+    table: str,
+    what: str,
+    decode: Callable[[dict[str, Any]], T | None],
+    consistent: bool,
+    *,
+    raise_errors: bool = False,
+) -> list[T]:
+    """Every item of `table`, decoded. An item that cannot be read is logged and
+    skipped (one bad item must not stop an evaluation); a table that cannot be
+    read is BackendUnavailable, or the client's own error with `raise_errors`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    out: list[T] = []
+    try:
+        for item in _scan(client, table, consistent):
+            try:
+                value = decode(item)
+            except (KeyError, ValueError, TypeError, AssertionError):
+                logger.error(f"unreadable {what} item skipped", extra={"item": str(item)[:500]})
+                continue
+            if value is not None:
+                out.append(value)
+    except (ClientError, BotoCoreError) as exc:
+        if raise_errors:
+            raise
+        raise BackendUnavailable(f"{what} table: {_client_error(exc)}") from exc
+    return out
 
 
 def _number(raw: dict[str, Any]) -> float:
@@ -627,18 +655,10 @@ class DynamoDBAlertStore:
         self.table = table
 
     def scan(self) -> list[AlertRecord]:
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        records: list[AlertRecord] = []
-        try:
-            for item in _scan(self.client, self.table, consistent=True):
-                try:
-                    records.append(alert_from_item(from_item(item)))
-                except (KeyError, ValueError, TypeError, AssertionError):
-                    logger.error("unreadable alert item skipped", extra={"item": str(item)[:500]})
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"alerts table: {_client_error(exc)}") from exc
-        return records
+        return _scan_decoded(
+            self.client, self.table, "alerts", lambda item: alert_from_item(from_item(item)), True
+        )
 
     def put(self, record: AlertRecord, expected_version: int | None) -> bool:
         kwargs: dict[str, Any] = {"TableName": self.table, "Item": to_item(alert_to_item(record))}
@@ -683,17 +703,14 @@ class DynamoDBSilenceStore:
         self.table = table
 
     def list(self) -> list[Silence]:
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        silences: list[Silence] = []
-        try:
-            for item in _scan(self.client, self.table, consistent=True):
-                try:
-                    silences.append(silence_from_json(from_item(item)))
-                except (KeyError, ValueError, TypeError):
-                    logger.error("unreadable silence skipped", extra={"item": str(item)[:500]})
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
+        silences = _scan_decoded(
+            self.client,
+            self.table,
+            "silences",
+            lambda item: silence_from_json(from_item(item)),
+            True,
+        )
         return sorted(silences, key=lambda s: s.created_at)
 
     def put(self, silence: Silence) -> None:

@@ -108,6 +108,16 @@ class AlertRecord:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def builtin_labels(self) -> dict[str, str]:
+        """The labels every alert has, which silence matchers see before the rule's own."""
+        return {
+            "host": self.host,
+            "rule": self.rule,
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "alert_id": self.alert_id,
+        }
+
 
 def episode_key(alert_id: str, active_at: datetime) -> str:
     return f"{alert_id}/{int(active_at.timestamp())}"

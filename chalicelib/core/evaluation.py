@@ -219,13 +219,7 @@ def evaluate(
     def silenced(record: AlertRecord) -> bool:
         if not active_silences:
             return False
-        builtin = {
-            "host": record.host,
-            "rule": record.rule,
-            "kind": record.kind.value,
-            "severity": record.severity.value,
-            "alert_id": record.alert_id,
-        }
+        builtin = record.builtin_labels()
         return any(s.matches(builtin, record.labels) for s in active_silences)
 
     changes: list[AlertChange] = []

@@ -326,13 +326,7 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
 
 
 def alert_view(record: AlertRecord, active_silences: list[Silence]) -> dict[str, Any]:
-    builtin = {
-        "host": record.host,
-        "rule": record.rule,
-        "kind": record.kind.value,
-        "severity": record.severity.value,
-        "alert_id": record.alert_id,
-    }
+    builtin = record.builtin_labels()
     silenced_by = [s.silence_id for s in active_silences if s.matches(builtin, record.labels)]
 
     def iso(at: datetime | None) -> str | None:

@@ -8,29 +8,11 @@ import pytest
 
 from chalicelib.adapters.sns import SNSAlertPublisher, email_text
 from chalicelib.core.alert_message import InvalidAlertMessage, parse_alert_message
+from tests.support.alerts import raw_alert
 
 
 def message(**overrides):
-    m = {
-        "version": 1,
-        "alert_id": "a-1",
-        "dedup_key": "fleetpulse/web-1/disk-full/1",
-        "status": "firing",
-        "severity": "critical",
-        "kind": "threshold",
-        "host": "web-1",
-        "rule": "disk-full",
-        "summary": "Disk / at 97% on web-1",
-        "description": "above 95 for 5m",
-        "value": 97.1,
-        "threshold": 95.0,
-        "labels": {"mount": "/"},
-        "started_at": "2026-11-21T12:00:00+00:00",
-        "resolved_at": None,
-        "links": [{"href": "https://runbooks.example/disk", "text": "Runbook"}],
-    }
-    m.update(overrides)
-    return m
+    return raw_alert(**overrides)
 
 
 def test_publishes_contract_2_with_filter_attributes(aws):

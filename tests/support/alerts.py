@@ -11,6 +11,11 @@ from chalicelib.core.alert_message import AlertMessage, parse_alert_message
 
 def alert(**overrides: Any) -> AlertMessage:
     """A firing critical threshold alert; keyword arguments replace fields."""
+    return parse_alert_message(raw_alert(**overrides))
+
+
+def raw_alert(**overrides: Any) -> dict[str, Any]:
+    """The same alert as a plain dict, not yet checked against Contract 2."""
     m: dict[str, Any] = {
         "version": 1,
         "alert_id": "a-1",
@@ -30,7 +35,7 @@ def alert(**overrides: Any) -> AlertMessage:
         "links": [{"href": "https://runbooks.example/disk", "text": "Runbook"}],
     }
     m.update(overrides)
-    return parse_alert_message(m)
+    return m
 
 
 def resolved(**overrides: Any) -> AlertMessage:
