@@ -27,11 +27,11 @@ class UsageError(Exception):
 
 
 def _ttl_ms(raw: str) -> int:
-    """`90000` (seconds), `90s`, `25m`, `26h`, `2d` or `500ms` as milliseconds."""
+    """`90000` (milliseconds, as on the wire), `90s`, `25m`, `26h`, `2d` as milliseconds."""
     m = re.match(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?\Z", raw.strip())
     if not m:
-        raise ValueError("expected seconds, or a number with ms, s, m, h or d")
-    scale = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}[m.group(2) or "s"]
+        raise ValueError("expected milliseconds, or a number with ms, s, m, h or d")
+    scale = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}[m.group(2) or "ms"]
     return int(float(m.group(1)) * scale)
 
 
@@ -75,7 +75,7 @@ HELP = {
     "event": "send a service event; with --ttl it is a heartbeat",
     "event --service": "service name, e.g. backup (required)",
     "event --status": "ok, warning, critical or unknown (default ok)",
-    "event --ttl": "alert if no new event within this: seconds, or 90s/25m/26h/2d",
+    "event --ttl": "alert if no new event within this: milliseconds, or 90s/25m/26h/2d",
     "event --description": "free text",
     "event --value": "a number to go with the event",
     "event --tag": "a label (repeatable)",
