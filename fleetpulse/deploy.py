@@ -4,6 +4,7 @@ environment variables."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +147,10 @@ def configure_stage(config: dict[str, Any], stage: str, outputs: Mapping[str, st
             changes.append(Change(variable, env.get(variable), value))
             env[variable] = value
     return changes
+
+
+def iam_pattern_matches(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
+    """IAM's wildcard match: `*` any run of characters, `?` one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = 0 if case_sensitive else re.IGNORECASE
+    return re.fullmatch(regex, value, flags) is not None

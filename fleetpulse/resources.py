@@ -289,6 +289,21 @@ def _sqs_queue(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
     return cfn.Created(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
 
+def _log_group(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
+    logs = clients.get("logs")
+    name = props["LogGroupName"]
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=name)
+    if "RetentionInDays" in props:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+    [group] = [
+        g
+        for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        if g["logGroupName"] == name
+    ]
+    return cfn.Created(name, {"Arn": group["arn"]})
+
+
 def _attribute(value: Any) -> str:
     """A property as an SNS/SQS attribute string (JSON for documents, `true` for booleans)."""
     if isinstance(value, bool):
@@ -305,4 +320,5 @@ CREATORS: dict[str, Callable[[Any, Mapping[str, Any]], cfn.Created]] = {
     "AWS::SNS::Topic": _sns_topic,
     "AWS::SNS::Subscription": _sns_subscription,
     "AWS::SQS::Queue": _sqs_queue,
+    "AWS::Logs::LogGroup": _log_group,
 }
