@@ -1,11 +1,14 @@
-"""Deploying a stage: how the CloudFormation stack's outputs become the chalice stage's
-environment variables."""
+"""Deploying a stage: the CloudFormation stack, its outputs into .chalice/, the steps after
+`chalice deploy`. The commands are in `fleetpulse.commands.deploy`; this is what they do,
+each step taking its boto3 client so it can be tested against the real service models.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,8 +152,330 @@ def configure_stage(config: dict[str, Any], stage: str, outputs: Mapping[str, st
     return changes
 
 
+# -- the stage's IAM policy file --------------------------------------------------------------
+
+_WILDCARD_ARN = re.compile(r"^arn:aws:([a-z0-9-]+):\*:\*:(.+)$")
+
+
+def localize_policy(policy: dict[str, Any], partition: str, region: str, account: str) -> int:
+    """Replace the region and account wildcards of the policy's ARNs with the stack's, in
+    place; return how many ARNs changed. `*` resources (DescribeEndpoints) stay."""
+    changed = 0
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        as_list = [resources] if isinstance(resources, str) else resources
+        new = []
+        for arn in as_list:
+            m = _WILDCARD_ARN.match(arn)
+            if m:
+                changed += 1
+            new.append(
+                f"arn:{partition}:{m.group(1)}:{region}:{account}:{m.group(2)}" if m else arn
+            )
+        statement["Resource"] = new[0] if isinstance(resources, str) else new
+    return changed
+
+
+def arn_parts(arn: str) -> tuple[str, str, str]:
+    """(partition, region, account) of an ARN."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn":
+        raise DeployError(f"not an ARN: {arn}")
+    return parts[1], parts[3], parts[4]
+
+
 def iam_pattern_matches(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
     """IAM's wildcard match: `*` any run of characters, `?` one character."""
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     flags = 0 if case_sensitive else re.IGNORECASE
     return re.fullmatch(regex, value, flags) is not None
+
+
+def uncovered_resources(policy: Mapping[str, Any], arns: Sequence[str]) -> list[str]:
+    """The ARNs no statement of the policy names (`*`, which names nothing, not counted)."""
+    patterns = [
+        r
+        for s in policy["Statement"]
+        for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+        if r != "*"
+    ]
+    return [a for a in arns if not any(iam_pattern_matches(p, a) for p in patterns)]
+
+
+def stack_resource_arns(outputs: Mapping[str, str]) -> list[str]:
+    """The ARNs of what the collector uses, from the stack's outputs."""
+    partition, region, account = arn_parts(outputs["AlertsTopicArn"])
+    prefix = f"arn:{partition}:%s:{region}:{account}:"
+    arns = [outputs["AlertsTopicArn"], outputs["NotifyFailureQueueArn"]]
+    for key in ("TokensTable", "HostsTable", "AlertsTable", "SilencesTable", "LedgerTable"):
+        arns.append(prefix % "dynamodb" + f"table/{outputs[key]}")
+    if "TimestreamDatabase" in outputs:
+        arns.append(
+            prefix % "timestream"
+            + f"database/{outputs['TimestreamDatabase']}/table/{outputs['TimestreamTable']}"
+        )
+    for key in ("SlackWebhookParameter", "PagerDutyRoutingKeyParameter", "InfluxTokenParameter"):
+        if outputs.get(key):
+            arns.append(prefix % "ssm" + "parameter" + outputs[key])
+    return arns
+
+
+# -- CloudFormation -------------------------------------------------------------------------
+
+
+def stack_outputs(cloudformation: Any, name: str) -> dict[str, str]:
+    """The stack's outputs (DescribeStacks)."""
+    stack = _describe(cloudformation, name)
+    if stack is None:
+        raise DeployError(f"no stack {name}: run `fleetpulse deploy stack` first")
+    status = stack["StackStatus"]
+    if not status.endswith("_COMPLETE") or status.startswith(("ROLLBACK", "DELETE")):
+        raise DeployError(f"stack {name} is {status}")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _describe(cloudformation: Any, name: str) -> dict[str, Any] | None:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except cloudformation.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+@dataclass
+class StackDeploy:
+    """Creates or updates the stack through a change set, like `aws cloudformation deploy`:
+    shows the changes, runs them, waits; a template and parameters with no change is not
+    an error. Parameters not given keep their current value on an update."""
+
+    cloudformation: Any
+    name: str
+    template_body: str
+    parameters: Mapping[str, str]
+    echo: Callable[[str], None] = print
+    delay: int = 5  # seconds between polls
+    clock: Callable[[], float] = time.time
+
+    def run(self) -> dict[str, str]:
+        existing = _describe(self.cloudformation, self.name)
+        if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+            raise DeployError(
+                f"stack {self.name} failed to create and is ROLLBACK_COMPLETE: delete it"
+                f" (aws cloudformation delete-stack --stack-name {self.name}) and deploy again"
+            )
+        kind = (
+            "UPDATE"
+            if existing is not None and existing["StackStatus"] != "REVIEW_IN_PROGRESS"
+            else "CREATE"
+        )
+        declared = self._declared_parameters()
+        previous = {p["ParameterKey"] for p in (existing or {}).get("Parameters", [])}
+        parameters: list[dict[str, Any]] = [
+            {"ParameterKey": k, "ParameterValue": v} for k, v in self.parameters.items()
+        ]
+        if kind == "UPDATE":
+            parameters += [
+                {"ParameterKey": k, "UsePreviousValue": True}
+                for k in declared
+                if k not in self.parameters and k in previous
+            ]
+        change_set = f"fleetpulse-{int(self.clock())}"
+        self.cloudformation.create_change_set(
+            StackName=self.name,
+            ChangeSetName=change_set,
+            ChangeSetType=kind,
+            TemplateBody=self.template_body,
+            Parameters=parameters,
+            Tags=[{"Key": "fleetpulse:stack", "Value": self.name}],
+            Description="fleetpulse deploy stack",
+        )
+        described = self._wait_for_change_set(change_set)
+        if described["Status"] == "FAILED":
+            reason = described.get("StatusReason", "")
+            if "didn't contain changes" in reason or "No updates are to be performed" in reason:
+                self.cloudformation.delete_change_set(StackName=self.name, ChangeSetName=change_set)
+                self.echo(f"stack {self.name}: no changes")
+                return stack_outputs(self.cloudformation, self.name)
+            raise DeployError(f"change set for {self.name} failed: {reason}")
+        self.echo(f"stack {self.name}: {kind.lower()}, {len(described.get('Changes', []))} changes")
+        for change in described.get("Changes", []):
+            rc = change["ResourceChange"]
+            replace = " (replacement)" if rc.get("Replacement") == "True" else ""
+            self.echo(
+                f"  {rc['Action']:<7} {rc['LogicalResourceId']} {rc['ResourceType']}{replace}"
+            )
+        self.cloudformation.execute_change_set(StackName=self.name, ChangeSetName=change_set)
+        waiter = self.cloudformation.get_waiter(
+            "stack_create_complete" if kind == "CREATE" else "stack_update_complete"
+        )
+        try:
+            waiter.wait(StackName=self.name, WaiterConfig={"Delay": self.delay, "MaxAttempts": 720})
+        except Exception as exc:  # botocore WaiterError: the stack rolled back
+            raise DeployError(f"stack {self.name} did not {kind.lower()}: {exc}") from None
+        self.echo(f"stack {self.name}: {kind.lower()} complete")
+        return stack_outputs(self.cloudformation, self.name)
+
+    def _declared_parameters(self) -> list[str]:
+        from fleetpulse import cfn
+
+        return list(cfn.loads(self.template_body).get("Parameters", {}))
+
+    def _wait_for_change_set(self, change_set: str) -> dict[str, Any]:
+        while True:
+            described: dict[str, Any] = self.cloudformation.describe_change_set(
+                StackName=self.name, ChangeSetName=change_set
+            )
+            if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
+                return described
+            time.sleep(self.delay)
+
+
+# -- after `chalice deploy` -------------------------------------------------------------------
+
+
+def apply_routing(
+    sns: Any, topic_arn: str, subs: Sequence[Any], echo: Callable[[str], None]
+) -> int:
+    """Set each subscription's filter policy on the topic's matching subscriptions, saying
+    what it did; return how many are missing or not confirmed yet."""
+    from chalicelib.routing import subscription_attributes
+
+    existing = topic_subscriptions(sns, topic_arn)
+    missing = 0
+    for sub in subs:
+        matches = [s for s in existing if same_endpoint(sub, s)]
+        if not matches:
+            missing += 1
+            echo(f"not subscribed yet: {sub['channel']} {sub['protocol']} {sub['endpoint']}")
+            continue
+        for found in matches:
+            if not found["SubscriptionArn"].startswith("arn:"):
+                missing += 1
+                echo(f"not confirmed yet: {sub['endpoint']} (confirm the email, then re-run)")
+                continue
+            for name, value in subscription_attributes(sub).items():
+                sns.set_subscription_attributes(
+                    SubscriptionArn=found["SubscriptionArn"],
+                    AttributeName=name,
+                    AttributeValue=value,
+                )
+            echo(f"applied: {sub['channel']} {sub['endpoint']} {sub['filter_policy']}")
+    return missing
+
+
+def topic_subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+        for s in page.get("Subscriptions", [])
+    ]
+
+
+def same_endpoint(sub: Any, found: Mapping[str, Any]) -> bool:
+    """Whether an SNS subscription is the routing's `sub` (same protocol and endpoint)."""
+    if found.get("Protocol") != sub["protocol"]:
+        return False
+    endpoint = str(found.get("Endpoint", ""))
+    if sub["protocol"] == "lambda":
+        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        parts = endpoint.split(":")
+        return len(parts) >= 7 and parts[6] == sub["endpoint"]
+    return endpoint.lower() == str(sub["endpoint"]).lower()
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What `configure_from_stack` changed (or would change)."""
+
+    changes: list[Change]
+    config_file: Path
+    policy_file: Path
+    localized: int  # ARNs of the policy that now name the stack's region and account
+
+
+def configure_from_stack(
+    outputs: Mapping[str, str], stage: str, chalice_dir: Path = CHALICE_DIR, *, write: bool = True
+) -> StageConfig:
+    """Write the stack's outputs into the stage of .chalice/config.json, and its region and
+    account into the stage's IAM policy file. Refuses (writing nothing) when the policy does
+    not cover a resource of the stack."""
+    config_file = chalice_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    changes = configure_stage(config, stage, outputs)
+    policy_file = chalice_dir / config["stages"][stage].get(
+        "iam_policy_file", f"policy-{stage}.json"
+    )
+    policy = json.loads(policy_file.read_text())
+    localized = localize_policy(policy, *arn_parts(outputs["AlertsTopicArn"]))
+    missing = uncovered_resources(policy, stack_resource_arns(outputs))
+    if missing:
+        raise DeployError(
+            f"{policy_file.name} grants nothing on {', '.join(missing)}: the stack and the"
+            " policy disagree (a region or account already written for another stack?)"
+        )
+    if write:
+        if changes:
+            config_file.write_text(dump_json(config))
+        if localized:
+            policy_file.write_text(dump_json(policy))
+    return StageConfig(changes, config_file, policy_file, localized)
+
+
+def finish(
+    cloudformation: Any,
+    lambda_client: Any,
+    sns: Any,
+    *,
+    stage: str,
+    stack: str,
+    chalice_dir: Path = CHALICE_DIR,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """After `chalice deploy`: the notifiers' retries and on-failure queue, and the filter
+    policies on their subscriptions (chalice can set neither). Returns an exit status: 1
+    while a notifier is not subscribed."""
+    from chalicelib.routing import event_invoke_configs, subscriptions
+    from chalicelib.settings import Settings, SettingsError
+
+    outputs = stack_outputs(cloudformation, stack)
+    config = json.loads((chalice_dir / "config.json").read_text())
+    try:
+        settings = Settings.from_env(stage_environment(config, stage))
+    except SettingsError as exc:
+        raise DeployError(f".chalice/config.json, stage {stage}: {exc}") from None
+    topic = outputs["AlertsTopicArn"]
+    if settings.alerts_topic_arn != topic:
+        raise DeployError(
+            f"stage {stage} publishes to {settings.alerts_topic_arn}, the stack's topic is"
+            f" {topic}: run `fleetpulse --stage {stage} deploy config` and `chalice deploy`"
+        )
+    queue = outputs["NotifyFailureQueueArn"]
+    for request in event_invoke_configs(settings, queue):
+        name = request["FunctionName"]
+        try:
+            lambda_client.put_function_event_invoke_config(**request)
+        except lambda_client.exceptions.ResourceNotFoundException:
+            raise DeployError(
+                f"no function {name}: run `chalice deploy --stage {stage}` first"
+            ) from None
+        echo(
+            f"retries: {name}: {request['MaximumRetryAttempts']} retries within"
+            f" {request['MaximumEventAgeInSeconds'] // 3600} h, then {queue.rsplit(':', 1)[-1]}"
+        )
+    subs = subscriptions(settings)
+    missing = apply_routing(sns, topic, [s for s in subs if s["protocol"] == "lambda"], echo)
+    existing = topic_subscriptions(sns, topic)
+    for sub in (s for s in subs if s["protocol"] == "email"):
+        found = [s for s in existing if same_endpoint(sub, s)]
+        if not found:
+            echo(f"email {sub['endpoint']}: not subscribed (set the stack's AlertEmail)")
+        elif not found[0]["SubscriptionArn"].startswith("arn:"):
+            echo(
+                f"email {sub['endpoint']}: waiting for confirmation (open the message SNS sent"
+                " and confirm; its filter policy is the stack's)"
+            )
+        else:
+            echo(f"email {sub['endpoint']}: confirmed, filter policy from the stack")
+    return 1 if missing else 0
