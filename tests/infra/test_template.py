@@ -51,6 +51,13 @@ def test_every_template_lints_clean_informational_checks_included():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_the_template_fits_in_a_create_change_set_request():
+    # `fleetpulse deploy stack` sends it as TemplateBody, which CloudFormation caps at 51,200
+    # bytes (a larger one would need an S3 upload).
+    for template in TEMPLATES:
+        assert len(template.read_bytes()) < 51_200
+
+
 def test_local_creation_makes_the_tables_the_adapters_use(aws):
     settings = Settings.from_env({})
     clients = AwsClients(region="us-east-1")
