@@ -10,12 +10,14 @@ PYTEST_ARGS ?=
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 SYSTEM_PACKAGES ?= influxdb
 
-.PHONY: help run test venv lint typecheck unit agent clean system-deps
+.PHONY: help run test venv lint typecheck unit agent clean system-deps deploy
 
 help:
 	@echo "make run    set up .venv and start the whole stack locally on an embedded AWS"
 	@echo "make test   set up .venv, then ruff, mypy and the test suite"
 	@echo "make agent  build the single-file agent, dist/fleetpulse-agent.pyz"
+	@echo "make deploy STAGE=prod [PARAMS='AlertEmail=ops@example.com ...'] [DRY_RUN=1]"
+	@echo "           deploy a stage to AWS (docs/DEPLOY.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "fleetpulse needs Python 3.11 (set PYTHON=...)"'
@@ -60,6 +62,25 @@ dist/fleetpulse-agent.pyz: $(STAMP) $(shell find agent/fleetpulse_agent -name '*
 
 run: venv
 	$(BIN)/fleetpulse local up
+
+# Deploy a stage to AWS with the operator's credentials (docs/DEPLOY.md); never part of
+# `make test`. PARAMS are stack parameters (Key=Value, space-separated); DRY_RUN=1 prints
+# the steps instead of running them.
+STAGE ?=
+PARAMS ?=
+DRY_RUN ?=
+DEPLOY_RUN = $(if $(DRY_RUN),@echo ,)
+
+deploy: $(if $(DRY_RUN),,venv)
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod [PARAMS='Key=Value ...'] [DRY_RUN=1]" >&2; exit 2; }
+	@echo "# 1/4 stack fleetpulse-$(STAGE): tables, Timestream, topic, email, queue, log groups"
+	$(DEPLOY_RUN)$(BIN)/fleetpulse --stage $(STAGE) deploy stack $(addprefix --parameter ,$(PARAMS))
+	@echo "# 2/4 the stack's outputs into .chalice/config.json and .chalice/policy-$(STAGE).json"
+	$(DEPLOY_RUN)$(BIN)/fleetpulse --stage $(STAGE) deploy config
+	@echo "# 3/4 functions, roles, API, schedule, the notifiers' subscriptions"
+	$(DEPLOY_RUN)$(BIN)/chalice deploy --stage $(STAGE)
+	@echo "# 4/4 the notifiers' filter policies, retries and on-failure queue"
+	$(DEPLOY_RUN)$(BIN)/fleetpulse --stage $(STAGE) deploy finish
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.rules",
     "fleetpulse.commands.local",
     "fleetpulse.commands.userdata",
+    "fleetpulse.commands.deploy",
 )
 
 
@@ -32,7 +33,7 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleetpulse",
-        description="Operate a fleetpulse deployment: tokens, hosts, alerts, notifications, the local stack.",
+        description="Operate a fleetpulse deployment: tokens, hosts, alerts, notifications, the local stack, deploys.",
     )
     parser.add_argument(
         "--stage",

@@ -198,47 +198,9 @@ def routing_command(args: argparse.Namespace) -> int:
 
 
 def _apply_routing(args: argparse.Namespace, subs: list[Any]) -> int:
-    from chalicelib.routing import subscription_attributes
+    from fleetpulse.deploy import apply_routing
 
     svc = common.services(args)
     with common.backend_errors("alerts topic"):
-        topic_arn = _topic_arn(svc)
-        sns = svc.clients.get("sns")
-        existing = [
-            s
-            for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
-                TopicArn=topic_arn
-            )
-            for s in page.get("Subscriptions", [])
-        ]
-        missing = 0
-        for sub in subs:
-            matches = [s for s in existing if _same_endpoint(sub, s)]
-            if not matches:
-                missing += 1
-                print(f"not subscribed yet: {sub['channel']} {sub['protocol']} {sub['endpoint']}")
-                continue
-            for found in matches:
-                if not found["SubscriptionArn"].startswith("arn:"):
-                    missing += 1
-                    print(f"not confirmed yet: {sub['endpoint']} (confirm the email, then re-run)")
-                    continue
-                for name, value in subscription_attributes(sub).items():
-                    sns.set_subscription_attributes(
-                        SubscriptionArn=found["SubscriptionArn"],
-                        AttributeName=name,
-                        AttributeValue=value,
-                    )
-                print(f"applied: {sub['channel']} {sub['endpoint']} {sub['filter_policy']}")
+        missing = apply_routing(svc.clients.get("sns"), _topic_arn(svc), subs, print)
     return 1 if missing else 0
-
-
-def _same_endpoint(sub: Any, found: dict[str, Any]) -> bool:
-    if found.get("Protocol") != sub["protocol"]:
-        return False
-    endpoint = str(found.get("Endpoint", ""))
-    if sub["protocol"] == "lambda":
-        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
-        parts = endpoint.split(":")
-        return len(parts) >= 7 and parts[6] == sub["endpoint"]
-    return endpoint.lower() == str(sub["endpoint"]).lower()
