@@ -23,7 +23,13 @@ from chalicelib.core.heartbeats import (
     instant_of_ms,
     ms_of_instant,
 )
-from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
+from chalicelib.core.hosts import (
+    HistoryPoint,
+    HostState,
+    HostUpdate,
+    SeriesLatest,
+    ServiceLatest,
+)
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence, silence_from_json
 from chalicelib.core.tokens import Scope, TokenRecord
@@ -43,6 +49,8 @@ _DDB_LARGEST = 9.9e125
 
 SERIES_PREFIX = "s#"
 SERVICE_PREFIX = "e#"
+# The CPU and memory ring: `h#<minute of the hour>` = {"t": ms, "c": busy %, "m": used %}.
+HISTORY_PREFIX = "h#"
 
 
 def to_item(value: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +193,9 @@ class DynamoDBHostStore:
 
     Series and services are top-level attributes (`s#cpu|cpu=total`,
     `e#backup`) rather than nested maps, so one UpdateItem can set any of
-    them without a read, on the host's first post as on every later one.
+    them without a read, on the host's first post as on every later one. The
+    history ring is the same: at most 60 attributes `h#0`..`h#59`, one set
+    per post in the request that carries the heartbeat.
     """
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
@@ -250,7 +260,9 @@ class DynamoDBHostStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+    def scan(
+        self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
+    ) -> list[HostSnapshot]:
         """One paginated Scan, eventually consistent: every write that acts on what it
         read is conditional, so a read a second old costs a no-op at worst."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -258,7 +270,7 @@ class DynamoDBHostStore:
         hosts: list[HostSnapshot] = []
         try:
             for item in _scan(self.client, self.table, consistent=False):
-                snapshot = snapshot_from_item(item, fields)
+                snapshot = snapshot_from_item(item, fields, history=history)
                 if snapshot is not None:
                     hosts.append(snapshot)
         except (ClientError, BotoCoreError) as exc:
@@ -392,7 +404,10 @@ def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
 
 
 def snapshot_from_item(
-    item: dict[str, Any], wanted: Mapping[str, frozenset[str]] | None = None
+    item: dict[str, Any],
+    wanted: Mapping[str, frozenset[str]] | None = None,
+    *,
+    history: bool = False,
 ) -> HostSnapshot | None:
     """A host item, as Scan returns it (low-level), read straight into a HostSnapshot.
 
@@ -401,7 +416,8 @@ def snapshot_from_item(
     TypeDeserializer (about 20 times slower on items with many series), and
     when `wanted` (measurement -> fields some rule reads) is given, only those
     fields: a series no rule reads keeps its time and tags, for staleness.
-    An attribute that does not have the layout is skipped, never fatal.
+    The history ring is decoded only when `history` is asked for. An attribute
+    that does not have the layout is skipped, never fatal.
     """
     try:
         host = item["host"]["S"]
@@ -423,6 +439,7 @@ def snapshot_from_item(
         tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
     series: dict[str, SeriesLatest] = {}
     services: dict[str, ServiceLatest] = {}
+    ring: list[HistoryPoint] = []
     for name, raw in item.items():
         prefix = name[:2]
         if prefix == SERIES_PREFIX:
@@ -464,6 +481,19 @@ def snapshot_from_item(
                 )
             except (KeyError, TypeError, ValueError):
                 continue
+        elif history and prefix == HISTORY_PREFIX:
+            try:
+                m = raw["M"]
+                cpu, mem = m.get("c"), m.get("m")
+                ring.append(
+                    HistoryPoint(
+                        int(m["t"]["N"]),
+                        float(cpu["N"]) if cpu and "N" in cpu else None,
+                        float(mem["N"]) if mem and "N" in mem else None,
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
     agent_name = item.get("agent_name", {}).get("S")
     agent_version = item.get("agent_version", {}).get("S")
     return HostSnapshot(
@@ -478,6 +508,7 @@ def snapshot_from_item(
         retired_at=_ms_instant(item.get("retired_at")),
         series=series,
         services=services,
+        history=tuple(ring),
     )
 
 
@@ -502,6 +533,8 @@ def _host_assignments(
         base.append(("set", "retired_at", seen))
     else:
         base.append(("remove", "retired_at", None))
+    if update.history is not None:
+        base.append(("set", HISTORY_PREFIX + str(update.history.slot), _history_value(update)))
     extra: list[tuple[str, str, Any]] = []
     for key, s in update.series.items():
         fields = {}
@@ -525,6 +558,17 @@ def _host_assignments(
             value["v"] = number
         extra.append(("set", SERVICE_PREFIX + service, value))
     return base, extra
+
+
+def _history_value(update: HostUpdate) -> dict[str, Any]:
+    point = update.history
+    assert point is not None
+    value: dict[str, Any] = {"t": point.time_ms}
+    if point.cpu is not None:
+        value["c"] = ddb_number(point.cpu)
+    if point.mem is not None:
+        value["m"] = ddb_number(point.mem)
+    return value
 
 
 def _chunks(
