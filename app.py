@@ -211,6 +211,15 @@ def add_silence() -> Response:
     return json_response(201, silence.as_json(now))
 
 
+@app.route("/status", methods=["GET"])
+@handle_errors
+def status_page() -> Response:
+    """The fleet on one HTML page (chalicelib/status_page.py says who may read it)."""
+    from chalicelib.status_page import status_response
+
+    return status_response(current_request(app), services())
+
+
 @app.route("/v1/silences/{silence_id}", methods=["DELETE"])
 @handle_errors
 def delete_silence(silence_id: str) -> Response:
