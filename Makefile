@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 
 # Debian packages the test suite uses (installed when missing; CI runs as root).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
-SYSTEM_PACKAGES ?= influxdb
+# chromium: the status page is tested in a real headless browser (tests/browser).
+SYSTEM_PACKAGES ?= influxdb chromium
 
 .PHONY: help run test venv lint typecheck unit agent clean system-deps
 
