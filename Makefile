@@ -11,10 +11,11 @@ PYTEST_ARGS ?=
 # chromium: the status page is tested in a real headless browser (tests/browser).
 SYSTEM_PACKAGES ?= influxdb chromium
 
-.PHONY: help run test venv lint typecheck unit agent clean system-deps
+.PHONY: help run demo test venv lint typecheck unit agent clean system-deps
 
 help:
 	@echo "make run    set up .venv and start the whole stack locally on an embedded AWS"
+	@echo "make demo   a one-minute scripted story on the same stack: host down, CPU alert, silence"
 	@echo "make test   set up .venv, then ruff, mypy and the test suite"
 	@echo "make agent  build the single-file agent, dist/fleetpulse-agent.pyz"
 
@@ -61,6 +62,9 @@ dist/fleetpulse-agent.pyz: $(STAMP) $(shell find agent/fleetpulse_agent -name '*
 
 run: venv
 	$(BIN)/fleetpulse local up
+
+demo: venv
+	$(BIN)/fleetpulse local demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -165,7 +165,7 @@ def local_api_server(app: Any, host: str, port: int) -> Any:
 
 
 def print_line(text: str) -> None:
-    print(text, flush=True)
+    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
 @dataclass
@@ -182,6 +182,7 @@ class LocalStack:
     agent_send_interval: float = 10.0
     retry_after: int = 30  # seconds before a failed notifier invocation runs again
     out: Callable[[str], None] = print_line
+    announce_evaluations: bool = True  # print a line for each evaluation that changed something
     clock: Callable[[], datetime] | None = None  # the app's clock (tests); real time if None
     env: dict[str, str] = field(default_factory=dict)
     fleet_token: str = ""
@@ -451,15 +452,17 @@ class LocalStack:
         try:
             report: dict[str, Any] = self._lambdas.invoke(EVALUATE, event, timeout_s=55)
         except Exception as exc:
-            self.out(f"{_clock()}  evaluate failed: {type(exc).__name__}: {exc}")
+            self.out(f"evaluate failed: {type(exc).__name__}: {exc}")
             return None
-        if report.get("transitions") or report.get("publish_failures"):
+        if self.announce_evaluations and (
+            report.get("transitions") or report.get("publish_failures")
+        ):
             said = (
                 f"{report['transitions']} alert transition(s), {report['notifications']} published"
             )
             if report.get("publish_failures"):
                 said += f", {report['publish_failures']} publish failure(s)"
-            self.out(f"{_clock()}  evaluate: {said}")
+            self.out(f"evaluate: {said}")
         return report
 
     def deliver_notifications(self) -> int:
@@ -472,7 +475,7 @@ class LocalStack:
             try:
                 report = deliver(sqs, queue, self._lambdas, self._delivery_failed)
             except Exception as exc:
-                self.out(f"{_clock()}  {queue.handler}: queue unreadable: {exc}")
+                self.out(f"{queue.handler}: queue unreadable: {exc}")
                 continue
             delivered += report.delivered
         return delivered
@@ -484,7 +487,7 @@ class LocalStack:
         else:
             then = "moved to the failure queue"
         self.out(
-            f"{_clock()}  {queue.handler} failed (attempt {attempt} of {attempts}): "
+            f"{queue.handler} failed (attempt {attempt} of {attempts}): "
             f"{type(exc).__name__}: {exc}; {then}"
         )
 
@@ -526,7 +529,3 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_env = {}
-
-
-def _clock() -> str:
-    return time.strftime("%H:%M:%S")

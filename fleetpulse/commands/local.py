@@ -1,4 +1,5 @@
-"""`fleetpulse local up`: the whole stack on this machine, on an embedded AWS."""
+"""`fleetpulse local up` and `fleetpulse local demo`: the whole stack on this machine, on an
+embedded AWS (docs/LOCAL.md)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where local.env, inbox.jsonl and the agent's log and spool go (default .fleetpulse)",
     )
     up.set_defaults(handler=up_command)
+
+    demo = actions.add_parser(
+        "demo", help="a scripted story on the local stack: host down, CPU alert, silence"
+    )
+    demo.add_argument("--port", type=int, default=0, help="collector API port (default: any free)")
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".fleetpulse/demo"),
+        help="where the demo's local.env, rules and inbox go (default .fleetpulse/demo)",
+    )
+    demo.set_defaults(handler=demo_command)
 
 
 def up_command(args: argparse.Namespace) -> int:
@@ -127,3 +140,13 @@ def print_banner(stack: LocalStack) -> None:
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from fleetpulse.demo import run_demo
+    from fleetpulse.stack import StackError
+
+    try:
+        return run_demo(port=args.port, state_dir=args.state_dir)
+    except (SettingsError, RulesError, StackError) as exc:
+        raise CommandError(str(exc)) from None
