@@ -150,7 +150,7 @@ def _influx_write(api: InfluxApi) -> Response:
 
 
 # Alerting: one scheduled evaluation a minute; the name is the Lambda's
-# (fleetpulse-<stage>-evaluate) and the local stack calls the same use-case.
+# (fleetpulse-<stage>-evaluate), and the local stack invokes this handler on its tick.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="evaluate")
 def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
     svc = services()
