@@ -139,29 +139,62 @@ class ApiServer(ThreadingMixIn, HTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
 
-def local_api_server(app: Any, host: str, port: int) -> Any:
+class LocalApi:
     """The app served over HTTP the way `chalice local` serves it, minus the access log
-    (an agent posting every few seconds would drown everything else)."""
-    from chalice.config import Config
-    from chalice.local import (
-        ChaliceRequestHandler,
-        CustomLocalChalice,
-        LocalChalice,
-        LocalDevServer,
-    )
+    (an agent posting every few seconds would drown everything else), with a clean close."""
 
-    class QuietHandler(ChaliceRequestHandler):
-        timeout = 60  # an idle keep-alive connection is closed after a minute
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        from chalice.config import Config
+        from chalice.local import (
+            ChaliceRequestHandler,
+            CustomLocalChalice,
+            LocalChalice,
+            LocalDevServer,
+        )
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+        class QuietHandler(ChaliceRequestHandler):
+            timeout = 60  # an idle keep-alive connection is closed after a minute
 
-    if not isinstance(app, CustomLocalChalice):
-        # What chalice's create_local_server does: the current request becomes per thread.
-        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
-        app.__class__ = CustomLocalChalice
-    config = Config.create(chalice_stage=LOCAL_STAGE, app_name="fleetpulse")
-    return LocalDevServer(app, config, host, port, handler_cls=QuietHandler, server_cls=ApiServer)
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.app = app
+        self._original_class: type | None = None
+        if not isinstance(app, CustomLocalChalice):
+            # What chalice's create_local_server does, undone by close(): the current
+            # request becomes per thread.
+            self._original_class = type(app)
+            CustomLocalChalice.__bases__ = (LocalChalice, type(app))
+            app.__class__ = CustomLocalChalice
+        config = Config.create(chalice_stage=LOCAL_STAGE, app_name="fleetpulse")
+        try:
+            self._dev = LocalDevServer(
+                app, config, host, port, handler_cls=QuietHandler, server_cls=ApiServer
+            )
+        except BaseException:
+            self._restore()
+            raise
+        self.server: ApiServer = self._dev.server
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.1,), name="fleetpulse-api", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving, cut idle connections, join every request thread."""
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join()
+        self.server.close_connections()
+        self.server.server_close()
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._original_class is not None:
+            self.app.__class__ = self._original_class
+            self._original_class = None
 
 
 def print_line(text: str) -> None:
@@ -195,8 +228,7 @@ class LocalStack:
     inbox: LocalInbox | None = None
     queues: list[NotifierQueue] = field(default_factory=list)
     _moto: Any = None
-    _api: Any = None
-    _api_thread: threading.Thread | None = None
+    _api: LocalApi | None = None
     _ticker: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
     _tick_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -355,12 +387,9 @@ class LocalStack:
     def _serve_api(self) -> None:
         import app as app_module
 
-        self._api = local_api_server(app_module.app, self.host, self.port)
+        self._api = LocalApi(app_module.app, self.host, self.port)
+        self._api.start()
         self._lambdas = LocalLambdas(app_module.app, LOCAL_STAGE)
-        self._api_thread = threading.Thread(
-            target=self._api.server.serve_forever, name="fleetpulse-api", daemon=True
-        )
-        self._api_thread.start()
 
     # -- the agent
 
@@ -502,13 +531,8 @@ class LocalStack:
             self._ticker.join()
             self._ticker = None
         if self._api is not None:
-            self._api.shutdown()
-            self._api.server.close_connections()
-            self._api.server.server_close()  # joins the request threads
+            self._api.close()
             self._api = None
-        if self._api_thread is not None:
-            self._api_thread.join()
-            self._api_thread = None
         if self.inbox is not None:
             self.inbox.stop()
         if self.services is not None:

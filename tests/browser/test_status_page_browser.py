@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,13 @@ pytestmark = pytest.mark.skipif(
 def served(alerting_stack):
     """The app over real HTTP on a free port, as the local stack serves it."""
     import app
-    from fleetpulse.stack import free_port, local_api_server
+    from fleetpulse.stack import LocalApi, free_port
 
     port = free_port()
-    server = local_api_server(app.app, "127.0.0.1", port)
-    thread = threading.Thread(target=server.server.serve_forever, args=(0.1,), daemon=True)
-    thread.start()
+    api = LocalApi(app.app, "127.0.0.1", port)
+    api.start()
     yield alerting_stack, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server.close_connections()
-    server.server.server_close()
-    thread.join()
+    api.close()
 
 
 def http_send(url):
