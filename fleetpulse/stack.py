@@ -50,6 +50,20 @@ EVALUATE_RULE_ARN = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/fleetpu
 # The PagerDuty routing key the embedded SSM holds unless FLEETPULSE_PAGERDUTY_ROUTING_KEY says.
 LOCAL_ROUTING_KEY = "local0routing0key0000000000000000"
 AGENT_DIR = Path(__file__).resolve().parents[1] / "agent"
+# `python -m fleetpulse_agent run`, plus a watch on the parent: the agent runs in its own
+# session (so Ctrl-C reaches only the stack, which stops it first), and if the stack dies
+# without stopping it (SIGKILL), the agent stops itself instead of posting to nothing forever.
+AGENT_LAUNCHER = """\
+import os, runpy, signal, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+sys.argv = ["fleetpulse_agent", "run"]
+runpy.run_module("fleetpulse_agent", run_name="__main__", alter_sys=True)
+"""
 
 
 class StackError(Exception):
@@ -242,6 +256,10 @@ class LocalStack:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def agent_pid(self) -> int | None:
+        return self._agent.pid if self._agent is not None else None
+
+    @property
     def status_url(self) -> str:
         return f"{self.url}/status"
 
@@ -422,13 +440,12 @@ class LocalStack:
             }
         )
         self._agent_log = self.agent_log.open("ab")
-        self._agent = subprocess.Popen(
-            [sys.executable, "-m", "fleetpulse_agent", "run"],
+        self._agent = subprocess.Popen(  # noqa: S603 (a constant program, our own interpreter)
+            [sys.executable, "-c", AGENT_LAUNCHER],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._agent_log,
             stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C reaches only us, and we stop the agent first.
             start_new_session=True,
         )
 

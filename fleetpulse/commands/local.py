@@ -86,8 +86,9 @@ def up_command(args: argparse.Namespace) -> int:
         stack.check()
     except (SettingsError, RulesError) as exc:
         raise CommandError(str(exc)) from None
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # SIGHUP too: a closed terminal must not leave the agent behind.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         stack.start()
     except StackError as exc:

@@ -113,6 +113,7 @@ def test_local_up_runs_the_agent_evaluates_and_notifies_through_sns_and_stops_cl
         assert stack.env_file.stat().st_mode & 0o777 == 0o600
 
         # The agent, a real process, reports this machine.
+        agent_pid = stack.agent_pid
         agent = until(lambda: hosts(stack).get(stack.agent_host), timeout=15)
         assert agent["agent_name"] == "fleetpulse-agent"
         assert agent["state"] in ("new", "up")
@@ -156,6 +157,7 @@ def test_local_up_runs_the_agent_evaluates_and_notifies_through_sns_and_stops_cl
     assert stack.agent_retired is True
     assert "agent stopped; 0 batches left" in stack.agent_log.read_text()
     until(lambda: not stray_threads(before), timeout=5)
+    assert not Path(f"/proc/{agent_pid}").exists()  # stopped and reaped
     assert "FLEETPULSE_STAGE" not in os.environ or os.environ["FLEETPULSE_STAGE"] != "local"
 
 
@@ -253,3 +255,50 @@ def test_the_command_stops_cleanly_on_sigterm(tmp_path, rules):
     assert process.returncode == 0, rest
     assert "retired" in rest, rest
     assert rest.rstrip().endswith("stopped."), rest
+
+
+def children(pid):
+    tasks = Path(f"/proc/{pid}/task")
+    found = []
+    for task in tasks.iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_the_agent_stops_itself_when_the_stack_is_killed(tmp_path, rules):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleetpulse",
+            "local",
+            "up",
+            "--port",
+            str(free_port()),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Ctrl-C stops everything."):
+                break
+        [agent] = children(process.pid)
+        process.kill()
+        process.wait()
+        until(
+            lambda: (
+                not Path(f"/proc/{agent}").exists()
+                or Path(f"/proc/{agent}/stat").read_text().split()[2] == "Z"
+            ),
+            timeout=10,
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
