@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -67,7 +68,7 @@ runpy.run_module("fleetpulse_agent", run_name="__main__", alter_sys=True)
 
 
 class StackError(Exception):
-    """The stack cannot start as asked (a port in use, a bad setting): one readable line."""
+    """The stack cannot start as asked (a port in use): one readable line."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -230,7 +231,6 @@ class LocalStack:
     retry_after: int = 30  # seconds before a failed notifier invocation runs again
     out: Callable[[str], None] = print_line
     announce_evaluations: bool = True  # print a line for each evaluation that changed something
-    clock: Callable[[], datetime] | None = None  # the app's clock (tests); real time if None
     env: dict[str, str] = field(default_factory=dict)
     fleet_token: str = ""
     admin_token: str = ""
@@ -318,7 +318,7 @@ class LocalStack:
         # with FLEETPULSE_STORE=influxdb points go to that InfluxDB, everything else
         # (tokens, hosts, alerts) stays on the embedded AWS.
         settings = Settings.from_env()
-        services = Services(settings, clock=self.clock) if self.clock else Services(settings)
+        services = Services(settings)
         self.services = services
         create_all(settings, services.clients)
         self._put_parameters(settings, services)
@@ -413,7 +413,9 @@ class LocalStack:
 
     def _start_agent(self) -> None:
         """This machine's agent, as a child process posting to the local API."""
-        self.agent_host = os.environ.get("FLEETPULSE_HOST") or socket.gethostname()
+        # Host names hold letters, digits and . _ - (the collector refuses others).
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")
+        self.agent_host = os.environ.get("FLEETPULSE_HOST") or name or "localhost"
         agent_dir = self.state_dir / "agent"
         agent_dir.mkdir(parents=True, exist_ok=True)
         config = agent_dir / "agent.conf"
@@ -493,8 +495,7 @@ class LocalStack:
 
     def _evaluate(self) -> dict[str, Any] | None:
         assert self._lambdas is not None
-        now = self.clock() if self.clock else datetime.now(UTC)
-        event = scheduled_event(EVALUATE_RULE_ARN, LOCAL_REGION, now)
+        event = scheduled_event(EVALUATE_RULE_ARN, LOCAL_REGION, datetime.now(UTC))
         try:
             report: dict[str, Any] = self._lambdas.invoke(EVALUATE, event, timeout_s=55)
         except Exception as exc:
