@@ -116,10 +116,12 @@ def _refusal(svc: Services, authorization: str | None) -> Response | None:
 
 
 def _cookie(token: str, max_age_s: int, https: bool) -> str:
-    # HttpOnly: the page's own script never needs it; SameSite=Strict: no other site
-    # can make a browser send it. No Path: it defaults to the page's directory, which
-    # is right locally (/) and behind API Gateway (/api).
-    value = f"{COOKIE}={token}; Max-Age={max_age_s}; HttpOnly; SameSite=Strict"
+    # HttpOnly: the page's own script never needs it. SameSite=Lax: other sites cannot
+    # make a browser send it along with their requests, yet the "Status page" link in a
+    # Slack message or a PagerDuty incident opens the page (the cookie reads, and only
+    # on GET /status: it changes nothing). No Path: it defaults to the page's directory,
+    # which is right locally (/) and behind API Gateway (/api).
+    value = f"{COOKIE}={token}; Max-Age={max_age_s}; HttpOnly; SameSite=Lax"
     return value + "; Secure" if https else value
 
 

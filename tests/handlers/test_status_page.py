@@ -51,7 +51,7 @@ def test_a_token_in_the_address_is_moved_into_a_cookie(alerting_stack):
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith(f"fleetpulse_status={stack.admin_token};")
     assert "HttpOnly" in cookie
-    assert "SameSite=Strict" in cookie
+    assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain http on 127.0.0.1
     behind_https = get(
         stack, f"/status?token={stack.admin_token}", **{"X-Forwarded-Proto": "https"}
