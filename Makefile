@@ -8,12 +8,14 @@ PYTEST_ARGS ?=
 
 # Debian packages the test suite uses (installed when missing; CI runs as root).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
-SYSTEM_PACKAGES ?= influxdb
+# chromium: the status page is tested in a real headless browser (tests/browser).
+SYSTEM_PACKAGES ?= influxdb chromium
 
-.PHONY: help run test venv lint typecheck unit agent clean system-deps deploy
+.PHONY: help run demo test venv lint typecheck unit agent clean system-deps deploy
 
 help:
 	@echo "make run    set up .venv and start the whole stack locally on an embedded AWS"
+	@echo "make demo   a one-minute scripted story on the same stack: host down, CPU alert, silence"
 	@echo "make test   set up .venv, then ruff, mypy and the test suite"
 	@echo "make agent  build the single-file agent, dist/fleetpulse-agent.pyz"
 	@echo "make deploy STAGE=prod [PARAMS='AlertEmail=ops@example.com ...'] [DRY_RUN=1]"
@@ -62,6 +64,9 @@ dist/fleetpulse-agent.pyz: $(STAMP) $(shell find agent/fleetpulse_agent -name '*
 
 run: venv
 	$(BIN)/fleetpulse local up
+
+demo: venv
+	$(BIN)/fleetpulse local demo
 
 # Deploy a stage to AWS with the operator's credentials (docs/DEPLOY.md); never part of
 # `make test`. PARAMS are stack parameters (Key=Value, space-separated); DRY_RUN=1 prints

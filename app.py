@@ -150,7 +150,7 @@ def _influx_write(api: InfluxApi) -> Response:
 
 
 # Alerting: one scheduled evaluation a minute; the name is the Lambda's
-# (fleetpulse-<stage>-evaluate) and the local stack calls the same use-case.
+# (fleetpulse-<stage>-evaluate), and the local stack invokes this handler on its tick.
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="evaluate")
 def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
     svc = services()
@@ -209,6 +209,15 @@ def add_silence() -> Response:
     now = svc.clock()
     silence = svc.silences.add(json_body(request), now, created_by=principal.token_id)
     return json_response(201, silence.as_json(now))
+
+
+@app.route("/status", methods=["GET"])
+@handle_errors
+def status_page() -> Response:
+    """The fleet on one HTML page (chalicelib/status_page.py says who may read it)."""
+    from chalicelib.status_page import status_response
+
+    return status_response(current_request(app), services())
 
 
 @app.route("/v1/silences/{silence_id}", methods=["DELETE"])

@@ -178,6 +178,8 @@ class Settings:
     retired_retention: timedelta = timedelta(days=7)
     resolved_retention: timedelta = timedelta(hours=24)
     status_url: str | None = None
+    # GET /status without a token (docs/LOCAL.md, the status page).
+    status_public: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -238,7 +240,15 @@ class Settings:
             retired_retention=duration("FLEETPULSE_RETIRED_RETENTION", "7d"),
             resolved_retention=duration("FLEETPULSE_RESOLVED_RETENTION", "24h"),
             status_url=env.get("FLEETPULSE_STATUS_URL") or None,
+            status_public=_flag(env, "FLEETPULSE_STATUS_PUBLIC"),
         )
+
+
+def _flag(env: Mapping[str, str], var: str) -> bool:
+    raw = (env.get(var) or "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{var} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
 
 
 def _influx_settings(env: Mapping[str, str]) -> dict[str, object]:

@@ -50,3 +50,10 @@ class AwsClients:
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+
+    def close(self) -> None:
+        """Close every client's connections (the local stack, before its AWS stops)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

@@ -23,7 +23,13 @@ from chalicelib.core.heartbeats import (
     instant_of_ms,
     ms_of_instant,
 )
-from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
+from chalicelib.core.hosts import (
+    HistoryPoint,
+    HostState,
+    HostUpdate,
+    SeriesLatest,
+    ServiceLatest,
+)
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence, silence_from_json
 from chalicelib.core.tokens import Scope, TokenRecord
@@ -45,6 +51,8 @@ _DDB_LARGEST = 9.9e125
 
 SERIES_PREFIX = "s#"
 SERVICE_PREFIX = "e#"
+# The CPU and memory ring: `h#<minute of the hour>` = {"t": ms, "c": busy %, "m": used %}.
+HISTORY_PREFIX = "h#"
 
 
 def to_item(value: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +197,9 @@ class DynamoDBHostStore:
 
     Series and services are top-level attributes (`s#cpu|cpu=total`,
     `e#backup`) rather than nested maps, so one UpdateItem can set any of
-    them without a read, on the host's first post as on every later one.
+    them without a read, on the host's first post as on every later one. The
+    history ring is the same: at most 60 attributes `h#0`..`h#59`, one set
+    per post in the request that carries the heartbeat.
     """
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
@@ -254,12 +264,17 @@ class DynamoDBHostStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+    def scan(
+        self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
+    ) -> list[HostSnapshot]:
         """One paginated Scan, eventually consistent: every write that acts on what it
         read is conditional, so a read a second old costs a no-op at worst."""
-
         return _scan_decoded(
-            self.client, self.table, "hosts", lambda item: snapshot_from_item(item, fields), False
+            self.client,
+            self.table,
+            "hosts",
+            lambda item: snapshot_from_item(item, fields, history=history),
+            False,
         )
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
@@ -420,7 +435,10 @@ def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
 
 
 def snapshot_from_item(
-    item: dict[str, Any], wanted: Mapping[str, frozenset[str]] | None = None
+    item: dict[str, Any],
+    wanted: Mapping[str, frozenset[str]] | None = None,
+    *,
+    history: bool = False,
 ) -> HostSnapshot | None:
     """A host item, as Scan returns it (low-level), read straight into a HostSnapshot.
 
@@ -429,7 +447,8 @@ def snapshot_from_item(
     TypeDeserializer (about 20 times slower on items with many series), and
     when `wanted` (measurement -> fields some rule reads) is given, only those
     fields: a series no rule reads keeps its time and tags, for staleness.
-    An attribute that does not have the layout is skipped, never fatal.
+    The history ring is decoded only when `history` is asked for. An attribute
+    that does not have the layout is skipped, never fatal.
     """
     try:
         host = item["host"]["S"]
@@ -451,6 +470,7 @@ def snapshot_from_item(
         tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
     series: dict[str, SeriesLatest] = {}
     services: dict[str, ServiceLatest] = {}
+    ring: list[HistoryPoint] = []
     for name, raw in item.items():
         prefix = name[:2]
         if prefix == SERIES_PREFIX:
@@ -492,6 +512,19 @@ def snapshot_from_item(
                 )
             except (KeyError, TypeError, ValueError):
                 continue
+        elif history and prefix == HISTORY_PREFIX:
+            try:
+                m = raw["M"]
+                cpu, mem = m.get("c"), m.get("m")
+                ring.append(
+                    HistoryPoint(
+                        int(m["t"]["N"]),
+                        float(cpu["N"]) if cpu and "N" in cpu else None,
+                        float(mem["N"]) if mem and "N" in mem else None,
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
     agent_name = item.get("agent_name", {}).get("S")
     agent_version = item.get("agent_version", {}).get("S")
     return HostSnapshot(
@@ -506,6 +539,7 @@ def snapshot_from_item(
         retired_at=_ms_instant(item.get("retired_at")),
         series=series,
         services=services,
+        history=tuple(ring),
     )
 
 
@@ -530,6 +564,8 @@ def _host_assignments(
         base.append(("set", "retired_at", seen))
     else:
         base.append(("remove", "retired_at", None))
+    if update.history is not None:
+        base.append(("set", HISTORY_PREFIX + str(update.history.slot), _history_value(update)))
     extra: list[tuple[str, str, Any]] = []
     for key, s in update.series.items():
         fields = {}
@@ -553,6 +589,17 @@ def _host_assignments(
             value["v"] = number
         extra.append(("set", SERVICE_PREFIX + service, value))
     return base, extra
+
+
+def _history_value(update: HostUpdate) -> dict[str, Any]:
+    point = update.history
+    assert point is not None
+    value: dict[str, Any] = {"t": point.time_ms}
+    if point.cpu is not None:
+        value["c"] = ddb_number(point.cpu)
+    if point.mem is not None:
+        value["m"] = ddb_number(point.mem)
+    return value
 
 
 def _chunks(
@@ -655,7 +702,6 @@ class DynamoDBAlertStore:
         self.table = table
 
     def scan(self) -> list[AlertRecord]:
-
         return _scan_decoded(
             self.client, self.table, "alerts", lambda item: alert_from_item(from_item(item)), True
         )
@@ -703,7 +749,6 @@ class DynamoDBSilenceStore:
         self.table = table
 
     def list(self) -> list[Silence]:
-
         silences = _scan_decoded(
             self.client,
             self.table,

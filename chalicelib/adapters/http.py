@@ -63,6 +63,11 @@ class JsonPoster:
             self._session.headers["User-Agent"] = USER_AGENT
         return self._session
 
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
     def post(
         self,
         url: str,

@@ -21,7 +21,13 @@ from chalicelib.core.heartbeats import (
     instant_of_ms,
     ms_of_instant,
 )
-from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
+from chalicelib.core.hosts import (
+    HistoryPoint,
+    HostState,
+    HostUpdate,
+    SeriesLatest,
+    ServiceLatest,
+)
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence
@@ -95,15 +101,17 @@ _at = instant_of_ms
 
 
 class InMemoryHostStore:
-    """Host items as plain dicts, laid out like the DynamoDB items (`s#...`, `e#...`)."""
+    """Host items as plain dicts, laid out like the DynamoDB items (`s#...`, `e#...`, `h#...`)."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+    def scan(
+        self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
+    ) -> list[HostSnapshot]:
         with self._lock:
-            return [_snapshot(item) for item in self.items.values()]
+            return [_snapshot(item, history) for item in self.items.values()]
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
         with self._lock:
@@ -177,6 +185,9 @@ class InMemoryHostStore:
                 "t": s.time_ms,
                 "f": dict(s.fields),
             }
+        if update.history is not None:
+            h = update.history
+            item[f"h#{h.slot}"] = {"t": h.time_ms, "c": h.cpu, "m": h.mem}
         for service, svc in update.services.items():
             item["e#" + service] = {
                 "status": svc.status,
@@ -187,7 +198,7 @@ class InMemoryHostStore:
             }
 
 
-def _snapshot(item: dict[str, Any]) -> HostSnapshot:
+def _snapshot(item: dict[str, Any], history: bool = False) -> HostSnapshot:
     series = {
         k[2:]: SeriesLatest(v["m"], dict(v["tags"]), v["t"], dict(v["f"]))
         for k, v in item.items()
@@ -198,6 +209,11 @@ def _snapshot(item: dict[str, Any]) -> HostSnapshot:
         for k, v in item.items()
         if k.startswith("e#")
     }
+    ring = (
+        tuple(HistoryPoint(v["t"], v["c"], v["m"]) for k, v in item.items() if k.startswith("h#"))
+        if history
+        else ()
+    )
     interval = item.get("interval_s")
     return HostSnapshot(
         host=item["host"],
@@ -211,6 +227,7 @@ def _snapshot(item: dict[str, Any]) -> HostSnapshot:
         retired_at=_at(item["retired_at"]) if "retired_at" in item else None,
         series=series,
         services=services,
+        history=ring,
     )
 
 

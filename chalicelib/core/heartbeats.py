@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.durations import parse_duration
-from chalicelib.core.hosts import DEFAULT_INTERVAL_S, HostState, SeriesLatest, ServiceLatest
+from chalicelib.core.hosts import (
+    DEFAULT_INTERVAL_S,
+    HistoryPoint,
+    HostState,
+    SeriesLatest,
+    ServiceLatest,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -49,6 +55,8 @@ class HostSnapshot:
     retired_at: datetime | None = None
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
+    # Read only when asked for (the status page): the evaluator never looks at it.
+    history: tuple[HistoryPoint, ...] = ()
 
 
 def instant_of_ms(ms: int) -> datetime:

@@ -1,12 +1,15 @@
-"""What each accepted post records about its host: heartbeat facts and latest values.
+"""What each accepted post records about its host: heartbeat facts, latest values, history.
 
 Only facts are stored (last seen, interval, latest value of each series);
-whether a host is late is derived from them at evaluation time.
+whether a host is late is derived from them at evaluation time. A small ring
+of CPU and memory, one slot per minute for the last hour, rides along in the
+same write so the status page can draw each host without a metric query.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,6 +19,19 @@ DEFAULT_INTERVAL_S = 60
 # A point older than this when it arrives is history (a backlog being
 # delivered), not the host's current state: it must not move thresholds.
 LATEST_MAX_AGE = timedelta(minutes=10)
+
+# The history ring: slot = minute of the hour, so it never holds more than 60
+# entries and an entry is overwritten an hour after it was written.
+HISTORY_SLOTS = 60
+HISTORY_STEP_MS = 60_000
+HISTORY_SPAN = timedelta(milliseconds=HISTORY_SLOTS * HISTORY_STEP_MS)
+# A point stamped further ahead than this is a skewed clock, not the current minute:
+# its slot would be read back as the future.
+HISTORY_MAX_AHEAD = timedelta(minutes=1)
+# Where the busy CPU and the used memory are, in what the agent sends and in
+# what Telegraf sends through the line-protocol routes (series key, field).
+CPU_IDLE_FIELDS = (("cpu|cpu=total", "idle"), ("cpu|cpu=cpu-total", "usage_idle"))
+MEMORY_USED_FIELDS = (("memory", "used_percent"), ("mem", "used_percent"))
 
 
 class HostState(enum.StrEnum):
@@ -47,6 +63,19 @@ class ServiceLatest:
     value: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One minute of a host's history: busy CPU and used memory, in percent."""
+
+    time_ms: int
+    cpu: float | None
+    mem: float | None
+
+    @property
+    def slot(self) -> int:
+        return history_slot(self.time_ms)
+
+
 @dataclass(slots=True)
 class HostUpdate:
     """Everything one post changes on the host's item, applied in one write."""
@@ -60,6 +89,57 @@ class HostUpdate:
     agent_version: str | None
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
+    history: HistoryPoint | None = None
+
+
+def history_slot(time_ms: int) -> int:
+    """The ring slot of the minute `time_ms` falls in."""
+    return (time_ms // HISTORY_STEP_MS) % HISTORY_SLOTS
+
+
+def _percent(value: float | int | bool | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return round(min(max(float(value), 0.0), 100.0), 1)
+
+
+def history_point(series: Mapping[str, SeriesLatest], now: datetime) -> HistoryPoint | None:
+    """The history entry a post's newest values give, or None when it has neither CPU nor
+    memory, or when they are not fresh (older than LATEST_MAX_AGE, or ahead of `now`)."""
+    now_ms = int(now.timestamp() * 1000)
+    oldest_ms = now_ms - int(LATEST_MAX_AGE.total_seconds() * 1000)
+    newest_ms = now_ms + int(HISTORY_MAX_AHEAD.total_seconds() * 1000)
+
+    def fresh(candidates: tuple[tuple[str, str], ...]) -> tuple[int, float] | None:
+        for key, name in candidates:
+            s = series.get(key)
+            if s is None or not oldest_ms <= s.time_ms <= newest_ms:
+                continue
+            value = _percent(s.fields.get(name))
+            if value is not None:
+                return s.time_ms, value
+        return None
+
+    idle = fresh(CPU_IDLE_FIELDS)
+    used = fresh(MEMORY_USED_FIELDS)
+    if idle is None and used is None:
+        return None
+    return HistoryPoint(
+        max(found[0] for found in (idle, used) if found is not None),
+        round(100.0 - idle[1], 1) if idle is not None else None,
+        used[1] if used is not None else None,
+    )
+
+
+def recent_history(points: Iterable[HistoryPoint], now: datetime) -> list[HistoryPoint]:
+    """The ring's entries of the last hour, oldest first (older ones are leftovers of a
+    silent hour, waiting to be overwritten)."""
+    now_ms = int(now.timestamp() * 1000)
+    oldest_ms = now_ms - int(HISTORY_SPAN.total_seconds() * 1000)
+    newest_ms = now_ms + int(HISTORY_MAX_AHEAD.total_seconds() * 1000)
+    return sorted(
+        (p for p in points if oldest_ms < p.time_ms <= newest_ms), key=lambda p: p.time_ms
+    )
 
 
 def series_key(measurement: str, tags: dict[str, str]) -> str:
@@ -103,4 +183,5 @@ def host_update(report: HostReport, now: datetime) -> HostUpdate:
         agent_version=report.agent.version if report.agent else None,
         series=series,
         services=services,
+        history=history_point(series, now),
     )

@@ -50,14 +50,18 @@ class TokenStore(Protocol):
 
 class HostStore(Protocol):
     def record(self, update: HostUpdate) -> None:
-        """Apply one post's heartbeat facts and latest values to the host's item."""
+        """Apply one post's heartbeat facts, latest values and history slot to the host's
+        item."""
         ...
 
-    def scan(self, fields: Mapping[str, frozenset[str]] | None = None) -> list[HostSnapshot]:
+    def scan(
+        self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
+    ) -> list[HostSnapshot]:
         """Every host, read in as few requests as the store allows (one paginated scan).
 
         `fields`: measurement -> the only fields the caller will look at (None:
-        everything); a store may leave the others out.
+        everything); a store may leave the others out. `history`: also decode
+        the CPU and memory ring (HostSnapshot.history, any order).
         """
         ...
 

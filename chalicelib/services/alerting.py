@@ -37,6 +37,7 @@ from chalicelib.core.ports import (
     SilenceStore,
 )
 from chalicelib.core.silences import Silence
+from chalicelib.core.status import StatusView, status_view
 
 logger = Logger(child=True)
 
@@ -265,7 +266,14 @@ class AlertingService:
         if not found:
             raise NotFound(f"no host named {host!r}")
 
-    # Read side: GET /v1/hosts and GET /v1/alerts.
+    # Read side: GET /v1/hosts, GET /v1/alerts and the status page.
+
+    def status(self, now: datetime) -> StatusView:
+        """The status page's view: one Scan of hosts (no field values, with their CPU and
+        memory ring), one of alerts, one of silences."""
+        policy = self.policy
+        hosts = self.hosts.scan(fields={}, history=True)
+        return status_view(hosts, policy.grace_for, self.alerts.scan(), self.silences.list(), now)
 
     def host_views(self, now: datetime, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """Hosts with their derived status. Filters: `state` (comma list), `host` (glob)."""

@@ -151,3 +151,28 @@ def test_host_table_faults_are_backend_unavailable():
 )
 def test_numbers_outside_dynamodbs_range(value, expected):
     assert ddb_number(value) == expected
+
+
+def test_the_history_slot_rides_in_the_heartbeat_request(aws_services):
+    from chalicelib.core.hosts import HistoryPoint
+
+    client = aws_services.clients.get("dynamodb")
+    calls = []
+    client.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params)
+    )
+    store = aws_services.host_store
+    t = int(NOW.timestamp() * 1000) + 17 * 60_000
+    store.record(update(history=HistoryPoint(t, 12.5, 40.0)))
+    store.record(update(history=HistoryPoint(t + 60_000, None, 41.0)))
+    assert len(calls) == 2  # no extra request, no read
+    item = store.get("web-1")
+    assert item["h#17"] == {"t": t, "c": Decimal("12.5"), "m": Decimal("40.0")}
+    assert item["h#18"] == {"t": t + 60_000, "m": Decimal("41.0")}
+    [plain] = store.scan()
+    assert plain.history == ()
+    [snapshot] = store.scan(history=True)
+    assert sorted(snapshot.history, key=lambda p: p.time_ms) == [
+        HistoryPoint(t, 12.5, 40.0),
+        HistoryPoint(t + 60_000, None, 41.0),
+    ]

@@ -40,7 +40,7 @@ def test_local_up_writes_metrics_to_the_configured_influxdb(influxd, stack_env, 
         "FLEETPULSE_INFLUX_TOKEN": influxd.password,
     }.items():
         stack_env.setenv(name, value)
-    stack = LocalStack(port=free_port(), state_dir=tmp_path)
+    stack = LocalStack(port=free_port(), state_dir=tmp_path, agent=False)
     try:
         stack.start()
         assert stack.store == f"InfluxDB (v1) database {database!r} at {influxd.url}"
