@@ -54,9 +54,11 @@ AGENT_DIR = Path(__file__).resolve().parents[1] / "agent"
 # `python -m fleetpulse_agent run`, plus a watch on the parent: the agent runs in its own
 # session (so Ctrl-C reaches only the stack, which stops it first), and if the stack dies
 # without stopping it (SIGKILL), the agent stops itself instead of posting to nothing forever.
+# The stack passes its own pid: read in the agent, getppid() could already name init if the
+# stack died while the agent's interpreter was still starting, and the watch would never fire.
 AGENT_LAUNCHER = """\
 import os, runpy, signal, sys, threading, time
-parent = os.getppid()
+parent = int(os.environ["FLEETPULSE_STACK_PID"])
 def watch():
     while os.getppid() == parent:
         time.sleep(1)
@@ -439,6 +441,7 @@ class LocalStack:
                 "FLEETPULSE_SHUTDOWN_TIMEOUT": "5",
                 "FLEETPULSE_EC2_TAGS": "false",
                 "FLEETPULSE_DNS_FALLBACK": "",
+                "FLEETPULSE_STACK_PID": str(os.getpid()),
             }
         )
         self._agent_log = self.agent_log.open("ab")
