@@ -19,11 +19,11 @@ from chalice import (  # type: ignore[attr-defined]
 )
 from chalice.app import CloudWatchEvent, Request, SNSEvent
 
-from chalicelib.core.line_protocol import InfluxApi
+from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
+from chalicelib.names import alerts_topic_name
 from chalicelib.services.auth import require_admin
-from chalicelib.settings import alerts_topic_name
 from chalicelib.web import (
     body_bytes,
     current_request,

@@ -28,8 +28,8 @@ from ingest_pipeline import agent_body, small_body
 from chalicelib.core.influx import plan_influx_writes
 from chalicelib.core.ingest import parse_ingest
 from chalicelib.core.limits import Limits
-from chalicelib.core.line_protocol import InfluxApi, parse_line_protocol
-from chalicelib.core.models import HostReport
+from chalicelib.core.line_protocol import parse_line_protocol
+from chalicelib.core.models import HostReport, InfluxApi
 
 
 def as_line_protocol(json_body: bytes, now_ms: int) -> tuple[bytes, list[HostReport]]:

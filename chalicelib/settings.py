@@ -11,9 +11,10 @@ from chalicelib.core.alert_message import Severity
 from chalicelib.core.durations import parse_duration
 from chalicelib.core.influx import InfluxTarget
 from chalicelib.core.limits import Limits
-from chalicelib.core.line_protocol import InfluxApi
+from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel
 from chalicelib.core.render import PAGERDUTY_EVENTS_URL
+from chalicelib.names import alerts_topic_name
 
 
 class SettingsError(ValueError):
@@ -27,13 +28,6 @@ DEFAULT_ROUTES: dict[Channel, frozenset[Severity]] = {
     Channel.PAGERDUTY: frozenset({Severity.CRITICAL}),
     Channel.EMAIL: frozenset({Severity.CRITICAL, Severity.WARNING}),
 }
-
-
-def alerts_topic_name(env: Mapping[str, str]) -> str:
-    """The alerts topic's name (or ARN). app.py reads it at import: `chalice deploy`
-    sets the stage's environment variables before importing the app."""
-    stage = env.get("FLEETPULSE_STAGE") or "dev"
-    return env.get("FLEETPULSE_ALERTS_TOPIC") or f"fleetpulse-{stage}-alerts"
 
 
 def parse_severities(var: str, value: str) -> frozenset[Severity]:

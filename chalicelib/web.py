@@ -7,17 +7,18 @@ import binascii
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from chalice import Chalice, Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from chalicelib.core.errors import IngestError, InvalidPayload, Problem
-from chalicelib.core.line_protocol import InfluxApi
+from chalicelib.core.models import InfluxApi
 from chalicelib.core.ports import BackendUnavailable
-from chalicelib.services.ingest import IngestResult
-from chalicelib.services.line_protocol import partial_write_message
+
+if TYPE_CHECKING:
+    from chalicelib.services.ingest import IngestResult
 
 logger = Logger(child=True)
 
@@ -116,6 +117,8 @@ def influx_reply(result: IngestResult, api: InfluxApi) -> Response:
     """
     if not result.rejected:
         return Response(body="", status_code=204, headers={})
+    from chalicelib.services.line_protocol import partial_write_message
+
     return influx_error(400, partial_write_message(result), api)
 
 

@@ -8,29 +8,31 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.core.ports import (
-    AlertPublisher,
-    AlertStore,
-    DeliveryLedger,
-    HostStore,
-    MetricStore,
-    SilenceStore,
-    TokenStore,
-)
-from chalicelib.services.auth import Authenticator
-from chalicelib.services.ingest import IngestService
-from chalicelib.services.line_protocol import LineProtocolIngest
-from chalicelib.settings import Settings, SettingsError
 
+# Everything below is imported where it is first used: a container pays for
+# the settings and each use-case on its first request that needs them.
 if TYPE_CHECKING:
     from chalicelib.adapters.http import JsonPoster
     from chalicelib.adapters.pagerduty import PagerDutyNotifier
     from chalicelib.adapters.slack import SlackNotifier
     from chalicelib.adapters.ssm import SSMParameters
     from chalicelib.core.evaluation import AlertingPolicy
+    from chalicelib.core.ports import (
+        AlertPublisher,
+        AlertStore,
+        DeliveryLedger,
+        HostStore,
+        MetricStore,
+        SilenceStore,
+        TokenStore,
+    )
     from chalicelib.services.alerting import AlertingService
+    from chalicelib.services.auth import Authenticator
+    from chalicelib.services.ingest import IngestService
+    from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.silences import SilenceService
+    from chalicelib.settings import Settings
 
 
 def utc_now() -> datetime:
@@ -69,6 +71,8 @@ class Services:
 
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
+        from chalicelib.settings import SettingsError
+
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
@@ -85,10 +89,14 @@ class Services:
 
     @cached_property
     def authenticator(self) -> Authenticator:
+        from chalicelib.services.auth import Authenticator
+
         return Authenticator(self.token_store, self.settings.token_cache, self.clock)
 
     @cached_property
     def ingest(self) -> IngestService:
+        from chalicelib.services.ingest import IngestService
+
         return IngestService(self.metric_store, self.host_store, self.settings.limits)
 
     @cached_property
@@ -155,6 +163,8 @@ class Services:
 
     @cached_property
     def line_protocol(self) -> LineProtocolIngest:
+        from chalicelib.services.line_protocol import LineProtocolIngest
+
         return LineProtocolIngest(self.ingest, self.settings.limits)
 
     @cached_property
@@ -174,6 +184,8 @@ class Services:
         from chalicelib.adapters.sns import SNSAlertPublisher
 
         if not self.settings.alerts_topic_arn:
+            from chalicelib.settings import SettingsError
+
             raise SettingsError(
                 "FLEETPULSE_ALERTS_TOPIC_ARN is not set: alerts cannot be published"
             )
@@ -213,6 +225,8 @@ def services() -> Services:
     """The container's services, built from the environment on first call."""
     global _services  # noqa: PLW0603 (one set of clients per Lambda container)
     if _services is None:
+        from chalicelib.settings import Settings
+
         _services = Services(Settings.from_env())
     return _services
 

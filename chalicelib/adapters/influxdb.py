@@ -30,8 +30,7 @@ from chalicelib.core.influx import (
     retry_after_seconds,
     suspects,
 )
-from chalicelib.core.line_protocol import InfluxApi
-from chalicelib.core.models import HostReport, Point, Rejection
+from chalicelib.core.models import HostReport, InfluxApi, Point, Rejection
 from chalicelib.core.ports import BackendUnavailable
 
 if TYPE_CHECKING:

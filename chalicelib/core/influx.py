@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from chalicelib.core.line_protocol import (
     MAX_KEY_BYTES,
     RESERVED_KEYS,
-    InfluxApi,
     escape_key,
     escape_measurement,
     format_value,
     unwritable,
 )
-from chalicelib.core.models import FieldValue, HostReport, Point, Rejection
+from chalicelib.core.models import FieldValue, HostReport, InfluxApi, Point, Rejection
 
 # InfluxDB's own default body limit is 25 MB; smaller requests keep each retry cheap
 # and a slow server's answer well inside the collector's time budget.

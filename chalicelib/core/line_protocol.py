@@ -22,7 +22,6 @@ by `unwritable`, never altered silently.
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from chalicelib.core.ingest import (
     decode_body,
 )
 from chalicelib.core.limits import Limits
-from chalicelib.core.models import FieldValue, HostReport, Shape
+from chalicelib.core.models import FieldValue, HostReport, InfluxApi, Shape
 
 UINT64_MAX = 2**64 - 1
 # Integers up to 2**53 are exact as floats; beyond it a float is the nearest one.
@@ -49,13 +48,6 @@ MAX_KEY_BYTES = 65_535
 MAX_STRING_BYTES = 65_535
 # Tag and field keys InfluxDB keeps for itself (`time` in 1.x, the `_` columns in 2.x).
 RESERVED_KEYS = frozenset({"time", "_field", "_measurement", "_start", "_stop", "_time", "_value"})
-
-
-class InfluxApi(enum.StrEnum):
-    """Which InfluxDB HTTP API: 1.x's `/write?db=` or 2.x's `/api/v2/write?org=&bucket=`."""
-
-    V1 = "v1"
-    V2 = "v2"
 
 
 # Timestamp precision names each API accepts, as (multiply, divide) to reach milliseconds.

@@ -22,6 +22,13 @@ class HeartbeatState(enum.StrEnum):
     SHUTDOWN = "shutdown"  # graceful stop: the host is retired, nobody is paged
 
 
+class InfluxApi(enum.StrEnum):
+    """Which InfluxDB HTTP API: 1.x's `/write?db=` or 2.x's `/api/v2/write?org=&bucket=`."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
 class Shape(enum.StrEnum):
     """Which of the accepted body shapes a request used."""
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.core.alert_message import AlertMessage
-from chalicelib.core.alerts import AlertRecord
-from chalicelib.core.heartbeats import HostSnapshot
-from chalicelib.core.hosts import HostUpdate
-from chalicelib.core.models import HostReport, Rejection
-from chalicelib.core.notify import Channel, Claim, Delivery, DeliveryRecord, Episode, Notification
-from chalicelib.core.silences import Silence
-from chalicelib.core.tokens import TokenRecord
+if TYPE_CHECKING:  # the ports only name these types; importing them costs cold start
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime, timedelta
+
+    from chalicelib.core.alert_message import AlertMessage
+    from chalicelib.core.alerts import AlertRecord
+    from chalicelib.core.heartbeats import HostSnapshot
+    from chalicelib.core.hosts import HostUpdate
+    from chalicelib.core.models import HostReport, Rejection
+    from chalicelib.core.notify import (
+        Channel,
+        Claim,
+        Delivery,
+        DeliveryRecord,
+        Episode,
+        Notification,
+    )
+    from chalicelib.core.silences import Silence
+    from chalicelib.core.tokens import TokenRecord
 
 
 class BackendUnavailable(Exception):

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from chalicelib.core.errors import InvalidPayload
 from chalicelib.core.limits import Limits
-from chalicelib.core.line_protocol import InfluxApi, parse_line_protocol
+from chalicelib.core.line_protocol import parse_line_protocol
+from chalicelib.core.models import InfluxApi
 from chalicelib.core.tokens import Principal
 from chalicelib.services.ingest import IngestResult, IngestService
 

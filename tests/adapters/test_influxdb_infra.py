@@ -11,8 +11,7 @@ from typing import Any
 
 from chalicelib.adapters.influxdb import InfluxDBMetricStore
 from chalicelib.core.influx import InfluxTarget
-from chalicelib.core.line_protocol import InfluxApi
-from chalicelib.core.models import HostReport, Point
+from chalicelib.core.models import HostReport, InfluxApi, Point
 from fleetpulse import cfn
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,7 @@ import requests
 
 from chalicelib.adapters.influxdb import InfluxDBMetricStore
 from chalicelib.core.influx import InfluxTarget
-from chalicelib.core.line_protocol import InfluxApi
-from chalicelib.core.models import Event, EventStatus, HostReport, Point
+from chalicelib.core.models import Event, EventStatus, HostReport, InfluxApi, Point
 from chalicelib.core.ports import BackendUnavailable
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from chalicelib.adapters.influxdb import InfluxDBMetricStore
 from chalicelib.core.influx import InfluxTarget
-from chalicelib.core.line_protocol import InfluxApi, parse_line
-from chalicelib.core.models import HostReport, Point
+from chalicelib.core.line_protocol import parse_line
+from chalicelib.core.models import HostReport, InfluxApi, Point
 from chalicelib.core.ports import BackendUnavailable
 from fleetpulse.stack import free_port
 from tests.support.influx_v2 import InfluxWriteServer, Reply, Seen

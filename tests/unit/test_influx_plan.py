@@ -291,7 +291,8 @@ _name = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(
 @settings(max_examples=150, deadline=None)
 def test_what_the_store_writes_is_read_back_by_line_protocol_ingest_as_the_same_points(specs):
     from chalicelib.core.limits import Limits
-    from chalicelib.core.line_protocol import InfluxApi, parse_line_protocol
+    from chalicelib.core.line_protocol import parse_line_protocol
+    from chalicelib.core.models import InfluxApi
 
     points = [
         pt(

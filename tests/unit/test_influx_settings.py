@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.adapters.influxdb import InfluxDBMetricStore
 from chalicelib.adapters.ssm import SSMParameterSecret
-from chalicelib.core.line_protocol import InfluxApi
+from chalicelib.core.models import InfluxApi
 from chalicelib.settings import Settings, SettingsError
 from chalicelib.wiring import Services
 
