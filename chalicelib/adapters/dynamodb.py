@@ -133,21 +133,16 @@ class DynamoDBTokenStore:
         return sorted(records, key=lambda r: r.created_at)
 
     def revoke(self, token_id: str, at: datetime) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.update_item(
+        return _conditional_write(
+            "tokens",
+            lambda: self.client.update_item(
                 TableName=self.table,
                 Key={"token_id": {"S": token_id}},
                 UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :at)",
                 ConditionExpression="attribute_exists(token_id)",
                 ExpressionAttributeValues={":at": {"S": at.isoformat()}},
-            )
-        except ClientError as exc:
-            if _client_error(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            ),
+        )
 
     def touch(self, token_id: str, at: datetime) -> None:
         self.client.update_item(
@@ -308,10 +303,9 @@ class DynamoDBHostStore:
             raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
 
     def forget(self, host: str, last_seen_at: datetime) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.delete_item(
+        return _conditional_write(
+            "hosts",
+            lambda: self.client.delete_item(
                 TableName=self.table,
                 Key={"host": {"S": host}},
                 ConditionExpression="#state = :retired AND last_seen_at = :seen",
@@ -320,14 +314,8 @@ class DynamoDBHostStore:
                     ":retired": {"S": HostState.RETIRED.value},
                     ":seen": {"N": str(ms_of_instant(last_seen_at))},
                 },
-            )
-        except ClientError as exc:
-            if _client_error(exc) == "ConditionalCheckFailedException":
-                return False
-            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackendUnavailable(f"hosts table: {exc}") from exc
-        return True
+            ),
+        )
 
     def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
         stale = [(SERIES_PREFIX + k, t) for k, t in series.items()]
@@ -360,26 +348,19 @@ class DynamoDBHostStore:
         values: dict[str, Any],
         names: dict[str, str] | None = None,
     ) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         all_names = {"#state": "state", "#host": "host", **(names or {})}
         used = {k: v for k, v in all_names.items() if k in update or k in condition}
-        try:
-            self.client.update_item(
+        return _conditional_write(
+            "hosts",
+            lambda: self.client.update_item(
                 TableName=self.table,
                 Key={"host": {"S": host}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=used,
                 ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _client_error(exc) == "ConditionalCheckFailedException":
-                return False
-            raise BackendUnavailable(f"hosts table: {_client_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackendUnavailable(f"hosts table: {exc}") from exc
-        return True
+            ),
+        )
 
 
 def _scan(client: DynamoDBClient, table: str, consistent: bool) -> Iterator[dict[str, Any]]:
@@ -391,6 +372,22 @@ def _scan(client: DynamoDBClient, table: str, consistent: bool) -> Iterator[dict
         if not last:
             return
         kwargs["ExclusiveStartKey"] = last
+
+
+def _conditional_write(what: str, call: Callable[[], object]) -> bool:
+    """Run one conditional write: True when it took effect, False when its condition
+    did not hold (losing a race is a no-op), BackendUnavailable for any other failure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        if _client_error(exc) == "ConditionalCheckFailedException":
+            return False
+        raise BackendUnavailable(f"{what} table: {_client_error(exc)}") from exc
+    except BotoCoreError as exc:
+        raise BackendUnavailable(f"{what} table: {exc}") from exc
+    return True
 
 
 def _scan_decoded(
@@ -727,18 +724,8 @@ class DynamoDBAlertStore:
             )
         )
 
-    def _conditional(self, call: Any) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            call()
-        except ClientError as exc:
-            if _client_error(exc) == "ConditionalCheckFailedException":
-                return False
-            raise BackendUnavailable(f"alerts table: {_client_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackendUnavailable(f"alerts table: {exc}") from exc
-        return True
+    def _conditional(self, call: Callable[[], object]) -> bool:
+        return _conditional_write("alerts", call)
 
 
 class DynamoDBSilenceStore:
@@ -773,18 +760,11 @@ class DynamoDBSilenceStore:
             raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
 
     def delete(self, silence_id: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.delete_item(
+        return _conditional_write(
+            "silences",
+            lambda: self.client.delete_item(
                 TableName=self.table,
                 Key={"silence_id": {"S": silence_id}},
                 ConditionExpression="attribute_exists(silence_id)",
-            )
-        except ClientError as exc:
-            if _client_error(exc) == "ConditionalCheckFailedException":
-                return False
-            raise BackendUnavailable(f"silences table: {_client_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackendUnavailable(f"silences table: {exc}") from exc
-        return True
+            ),
+        )

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.support.aws import WriteRecordsCapture, dims, measures
 from tests.support.http import add_token
+from tests.support.strategies import json_documents
 
 
 def now_ms() -> int:
@@ -308,32 +309,7 @@ def test_metrics_count_points_and_statuses(api, fleet_token, capsys, monkeypatch
     assert blobs[1]["Status401"] == [1.0]
 
 
-json_bodies = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "host",
-                    "points",
-                    "events",
-                    "fields",
-                    "tags",
-                    "time",
-                    "measurement",
-                    "data",
-                    "service",
-                    "status",
-                    "heartbeat",
-                ]
-            ),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=25,
-)
+json_bodies = json_documents(max_text=10, max_list=3, max_leaves=25)
 
 
 @settings(

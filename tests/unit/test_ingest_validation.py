@@ -20,6 +20,7 @@ from chalicelib.core.errors import (
 from chalicelib.core.ingest import NAME_RE, decode_body, parse_ingest, parse_json, validate
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import EventStatus, HeartbeatState, Shape
+from tests.support.strategies import json_documents
 
 NOW = 1_795_000_000_000  # epoch ms, 2026-11
 LIMITS = Limits()
@@ -377,34 +378,7 @@ def test_unparseable_bodies_are_400(raw, message):
 
 # ------------------------------------------------------------- properties
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "host",
-                    "points",
-                    "events",
-                    "fields",
-                    "tags",
-                    "time",
-                    "measurement",
-                    "data",
-                    "service",
-                    "status",
-                    "heartbeat",
-                    "x",
-                ]
-            )
-            | st.text(max_size=8),
-            children,
-            max_size=5,
-        )
-    ),
-    max_leaves=30,
-)
+json_values = json_documents()
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
