@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tests.support.aws import WriteRecordsCapture, dims, measures
 from tests.support.http import add_token
+from tests.support.points import contract_body as contract_example
 from tests.support.strategies import json_documents
 
 
@@ -21,32 +22,7 @@ def now_ms() -> int:
 
 
 def contract_body() -> dict:
-    t = now_ms()
-    return {
-        "host": "web-1.example.com",
-        "tags": {"role": "web", "env": "prod"},
-        "agent": {"name": "fleetpulse-agent", "version": "0.1.0"},
-        "heartbeat": {"interval": 60, "state": "alive"},
-        "points": [
-            {
-                "measurement": "cpu",
-                "time": t,
-                "tags": {"cpu": "total"},
-                "fields": {"user": 3.2, "system": 1.1, "idle": 95.7},
-            }
-        ],
-        "events": [
-            {
-                "service": "nginx",
-                "status": "critical",
-                "description": "5xx rate 12%",
-                "time": t,
-                "ttl": 120,
-                "value": 12.0,
-                "tags": ["http"],
-            }
-        ],
-    }
+    return contract_example(now_ms())
 
 
 @pytest.fixture

@@ -18,31 +18,7 @@ from chalicelib.core.influx import (
 )
 from chalicelib.core.line_protocol import logical_lines, parse_line
 from chalicelib.core.models import Event, EventStatus, HostReport, Point
-
-NOW = 1_795_000_000_000
-
-
-def pt(i: int = 0, **kw: object) -> Point:
-    defaults: dict[str, object] = {
-        "measurement": "cpu",
-        "time_ms": NOW + i,
-        "tags": {"cpu": "total"},
-        "fields": {"user": 1.5},
-        "index": i,
-        "path": f"points[{i}]",
-    }
-    defaults.update(kw)
-    p = Point(**defaults)  # type: ignore[arg-type]
-    p.numeric = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in p.fields.values()
-    )
-    return p
-
-
-def report(*points: Point, tags: dict[str, str] | None = None, events=()) -> HostReport:
-    return HostReport(
-        host="web-1", tags=tags or {"role": "web"}, points=list(points), events=list(events)
-    )
+from tests.support.points import NOW, pt, report
 
 
 def lines(*reports: HostReport, **kw) -> list[str]:

@@ -20,36 +20,12 @@ from chalicelib.core.errors import (
 from chalicelib.core.ingest import NAME_RE, decode_body, parse_ingest, parse_json, validate
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import EventStatus, HeartbeatState, Shape
+from tests.support.points import NOW, contract_body
 from tests.support.strategies import json_documents
 
-NOW = 1_795_000_000_000  # epoch ms, 2026-11
 LIMITS = Limits()
 
-CONTRACT_EXAMPLE = {
-    "host": "web-1.example.com",
-    "tags": {"role": "web", "env": "prod"},
-    "agent": {"name": "fleetpulse-agent", "version": "0.1.0"},
-    "heartbeat": {"interval": 60, "state": "alive"},
-    "points": [
-        {
-            "measurement": "cpu",
-            "time": NOW,
-            "tags": {"cpu": "total"},
-            "fields": {"user": 3.2, "system": 1.1, "idle": 95.7},
-        }
-    ],
-    "events": [
-        {
-            "service": "nginx",
-            "status": "critical",
-            "description": "5xx rate 12%",
-            "time": NOW,
-            "ttl": 120,
-            "value": 12.0,
-            "tags": ["http"],
-        }
-    ],
-}
+CONTRACT_EXAMPLE = contract_body(NOW)
 
 
 def run(doc: object, limits: Limits = LIMITS):

@@ -11,31 +11,9 @@ from chalicelib.core.limits import (
     TIMESTREAM_MAX_RECORD_BYTES,
     TIMESTREAM_MAX_RECORDS_PER_WRITE,
 )
-from chalicelib.core.models import Event, EventStatus, HostReport, Point
+from chalicelib.core.models import Event, EventStatus
 from chalicelib.core.timestream import expand_records, plan_writes
-
-NOW = 1_795_000_000_000
-
-
-def pt(i: int = 0, **kw: object) -> Point:
-    defaults: dict[str, object] = {
-        "measurement": "cpu",
-        "time_ms": NOW + i,
-        "tags": {"cpu": "total"},
-        "fields": {"user": 1.5},
-        "index": i,
-        "path": f"points[{i}]",
-    }
-    defaults.update(kw)
-    p = Point(**defaults)  # type: ignore[arg-type]
-    p.numeric = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in p.fields.values()
-    )
-    return p
-
-
-def report(*points: Point, tags: dict[str, str] | None = None) -> HostReport:
-    return HostReport(host="web-1", tags=tags or {"role": "web"}, points=list(points))
+from tests.support.points import NOW, pt, report
 
 
 def test_points_become_multi_measure_records_with_host_in_common_attributes():
