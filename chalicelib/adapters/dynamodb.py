@@ -17,12 +17,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.core.alert_message import AlertKind, AlertStatus, Severity
 from chalicelib.core.alerts import AlertRecord, AlertState
-from chalicelib.core.heartbeats import (
-    DEFAULT_INTERVAL,
-    HostSnapshot,
-    instant_of_ms,
-    ms_of_instant,
-)
+from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
 from chalicelib.core.hosts import (
     HistoryPoint,
     HostState,
@@ -30,6 +25,7 @@ from chalicelib.core.hosts import (
     SeriesLatest,
     ServiceLatest,
 )
+from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence, silence_from_json
 from chalicelib.core.tokens import Scope, TokenRecord

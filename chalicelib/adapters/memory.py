@@ -15,12 +15,7 @@ from typing import Any
 
 from chalicelib.core.alert_message import AlertMessage
 from chalicelib.core.alerts import AlertRecord
-from chalicelib.core.heartbeats import (
-    DEFAULT_INTERVAL,
-    HostSnapshot,
-    instant_of_ms,
-    ms_of_instant,
-)
+from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
 from chalicelib.core.hosts import (
     HistoryPoint,
     HostState,
@@ -28,6 +23,7 @@ from chalicelib.core.hosts import (
     SeriesLatest,
     ServiceLatest,
 )
+from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from chalicelib.core.durations import parse_duration
 from chalicelib.core.hosts import (
@@ -22,8 +22,6 @@ from chalicelib.core.hosts import (
     ServiceLatest,
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 # A host tag that sets the host's own grace (`heartbeat_grace=10m`).
 HOST_GRACE_TAG = "heartbeat_grace"
 DEFAULT_INTERVAL = timedelta(seconds=DEFAULT_INTERVAL_S)
@@ -57,18 +55,6 @@ class HostSnapshot:
     services: dict[str, ServiceLatest] = field(default_factory=dict)
     # Read only when asked for (the status page): the evaluator never looks at it.
     history: tuple[HistoryPoint, ...] = ()
-
-
-def instant_of_ms(ms: int) -> datetime:
-    """Epoch milliseconds as a UTC instant, exactly (no float on the way)."""
-    return EPOCH + ms * _MS
-
-
-def ms_of_instant(at: datetime) -> int:
-    """The inverse of instant_of_ms, exactly: a compare-and-swap on `last_seen_at`
-    must send back the very number it read (a float round trip through
-    `timestamp()` loses a millisecond now and then once epoch seconds pass 2**31)."""
-    return (at - EPOCH) // _MS
 
 
 def host_grace_tag(tags: dict[str, str]) -> timedelta | None:
