@@ -12,7 +12,8 @@ from tests.support.programs import require_program
 
 def test_a_program_on_the_path_is_found_by_its_full_path() -> None:
     found = Path(require_program("sh"))
-    assert found.is_absolute() and found.name == "sh"
+    assert found.is_absolute()
+    assert found.name == "sh"
     interpreter = Path(sys.executable)
     assert require_program(interpreter.name, path=str(interpreter.parent)) == str(interpreter)
 
