@@ -46,6 +46,7 @@ class Post:
     events: int
     heartbeat: dict[str, Any] | None
     host: str
+    at: float = field(default_factory=time.monotonic)  # when the answer was sent
 
 
 class FakeCollector:

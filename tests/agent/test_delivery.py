@@ -214,10 +214,9 @@ def test_a_collector_that_never_answers_times_out_and_the_batch_stays(collector,
     cfg = make_cfg(collector.url, read_timeout=0.3)
     spool, sender, times = setup(cfg)
     collector.answer("stall")
-    started = time.monotonic()
     assert sender.send_pending() > 0
-    assert time.monotonic() - started < 2
-    assert "no answer" in sender.state["last_error"]
+    # the idle timeout ended it (the stalled collector would hold the request 60 s)
+    assert sender.state["last_error"] == "http: no answer for 0.3s"
     assert len(spool.pending()) == 3
     sender.not_before = 0
     assert sender.send_pending() == 0
