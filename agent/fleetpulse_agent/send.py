@@ -30,7 +30,7 @@ from fleetpulse_agent.log import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Callable, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 MAX_RESPONSE = 1 << 20
@@ -263,7 +263,10 @@ def request(
             wait = within(cfg.tls_timeout, deadline)  # type: ignore
             sock = tls_wrap(sock, t.host, cfg.ca_file, wait)  # type: ignore
             done("tls", "%s, certificate valid for %s" % (sock.version(), t.host))  # type: ignore
-        response = exchange(sock, method, t, body, headers, cfg, keepalive, deadline)
+        if not keepalive:  # nothing watches the peer: a large cap on the exchange stands in
+            deadline = time.monotonic() + within(cfg.request_cap, deadline)  # type: ignore
+        wire = Wire(sock, cfg.read_timeout, deadline)  # type: ignore
+        response = exchange(wire, method, t, body, headers)
         done("http", "%s %s -> %d" % (method, t.path, response.status))
         return response
     finally:
@@ -292,7 +295,7 @@ class Wire(io.RawIOBase):
             self.wait()
             view = view[self.sock.send(view) :]
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:  # a writable buffer
         self.wait()
         return self.sock.recv_into(buffer)
 
@@ -306,40 +309,30 @@ class Wire(io.RawIOBase):
         pass  # http.client closes a `Connection: close` exchange before its body is read
 
 
-def exchange(
-    sock: socket.socket,
-    method: str,
-    t: Target,
-    body: bytes,
-    headers: Dict[str, str],
-    cfg: object,
-    keepalive: bool,
-    deadline: Optional[float],
-) -> Response:
-    """Write the request on a connected socket and read the answer to its end.
+def exchange(wire: Wire, method: str, t: Target, body: bytes, headers: Dict[str, str]) -> Response:
+    """Write the request through `wire` and read the answer to its end.
 
     http.client reads the answer however it is framed: Content-Length, chunked, or
     up to the close. The agent keeps its own socket, with its timeouts and keepalive.
     """
     import http.client  # loads ssl and email too: only once there is something to send
 
-    if not keepalive:
-        cap = time.monotonic() + cfg.request_cap  # type: ignore
-        deadline = cap if deadline is None else min(deadline, cap)
-    wire = Wire(sock, cfg.read_timeout, deadline)  # type: ignore
     conn = http.client.HTTPConnection(t.host, t.port)
     conn.default_port = 443 if t.scheme == "https" else 80  # left out of the Host header
-    conn.sock = wire  # type: ignore[assignment]
+    conn.sock = wire
     try:
         conn.request(method, t.path, body, dict(headers, Connection="close"))
         answer = conn.getresponse()
-        data = answer.read(MAX_RESPONSE)
+        try:
+            data = answer.read(MAX_RESPONSE)
+        except http.client.IncompleteRead as exc:  # the status came: it is the answer
+            data = exc.partial
         found = {name.lower(): value for name, value in answer.getheaders()}
         return Response(answer.status, answer.reason, found, data)
-    except http.client.IncompleteRead as exc:
-        raise SendError("http", "answer cut short after %d bytes" % len(exc.partial)) from None
     except http.client.HTTPException as exc:  # a closed connection, or no HTTP at all
-        raise SendError("http", "no HTTP answer (%s)" % (str(exc)[:80] or "closed")) from None
+        raise SendError(
+            "http", "no HTTP answer (%s)" % (str(exc).strip()[:80] or "closed")
+        ) from None
     except socket.timeout:
         if wire.capped:
             raise SendError("http", "no complete answer in time") from None
