@@ -67,7 +67,7 @@ def target(url: str) -> Target:
 
 
 def random_fraction() -> float:
-    """A number in [0, 1), from os.urandom (statsd sampling needs it before any request)."""
+    """A number in [0, 1), from os.urandom."""
     return int.from_bytes(os.urandom(7), "big") / 2.0**56
 
 

@@ -333,16 +333,26 @@ ANSWERS = {
 @pytest.mark.parametrize("framing", ANSWERS)
 def test_answers_are_read_however_they_are_framed(framing) -> None:
     raw, kept_open = ANSWERS[framing]
+    heads: list[bytes] = []
 
     def handle(conn: socket.socket, done: threading.Event) -> None:
-        read_request(conn)
+        heads.append(read_request(conn))
         conn.sendall(raw)
         if kept_open:
             done.wait(30)  # a reader waiting for the close would wait out its read_timeout
 
     with serving(handle) as port:
-        response = request("POST", f"http://127.0.0.1:{port}/", b"x", {}, cfg(read_timeout=5))
+        response = request(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/ingest?x=1",
+            b"x",
+            {"X-Test": "1"},
+            cfg(read_timeout=5),
+        )
     assert (response.status, response.reason, response.body) == (202, "Accepted", b"hello world")
+    lines = heads[0].decode().split("\r\n")
+    assert lines[0] == "POST /v1/ingest?x=1 HTTP/1.1"
+    assert {f"Host: 127.0.0.1:{port}", "X-Test: 1", "Content-Length: 1"} <= set(lines[1:])
 
 
 CUT_SHORT = {
@@ -423,3 +433,30 @@ def test_a_peer_that_does_not_answer_in_http_is_an_http_error(peer) -> None:
     with serving(handle) as port, pytest.raises(SendError) as err:
         request("POST", f"http://127.0.0.1:{port}/", b"x", {}, cfg(read_timeout=5))
     assert (err.value.step, err.value.reason) == ("http", reason)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "port", "header"),
+    [
+        ("https", "collector.example", 443, "Host: collector.example"),
+        ("http", "collector.example", 80, "Host: collector.example"),
+        ("https", "collector.example", 8443, "Host: collector.example:8443"),
+        ("http", "::1", 80, "Host: [::1]"),
+    ],
+)
+def test_the_host_header_leaves_out_the_schemes_default_port(scheme, host, port, header) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        answered = []
+
+        def collector() -> None:
+            answered.append(read_request(theirs).decode().split("\r\n"))
+            theirs.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+        thread = threading.Thread(target=collector, daemon=True)
+        thread.start()
+        wire = send.Wire(ours, 5, None)
+        response = send.exchange(wire, "GET", send.Target(scheme, host, port, "/"), b"", {})
+        thread.join(5)
+    assert response.status == 204
+    assert header in answered[0][1:]
