@@ -25,6 +25,7 @@ from chalicelib.core.tokens import Principal
 from chalicelib.names import alerts_topic_name
 from chalicelib.services.auth import require_admin
 from chalicelib.web import (
+    basic_auth_challenge,
     body_bytes,
     current_request,
     handle_errors,
@@ -175,6 +176,7 @@ def prometheus_remote_write() -> Response:
 
 
 @app.route("/v1/collectd", methods=["POST"], content_types=["*/*"])
+@basic_auth_challenge
 @handle_errors
 def collectd_write() -> Response:
     request = current_request(app)

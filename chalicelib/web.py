@@ -258,3 +258,17 @@ def handle_remote_write_errors(view: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def basic_auth_challenge(view: F) -> F:
+    """Add `WWW-Authenticate: Basic` to a 401: collectd's write_http (libcurl with any auth
+    method allowed) sends its User/Password only once challenged."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        response = view(*args, **kwargs)
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="fleetpulse", charset="UTF-8"'
+        return response
+
+    return wrapper  # type: ignore[return-value]

@@ -4,15 +4,17 @@ Each value list carries `values`, `dstypes` and `dsnames` (one entry per
 data source), `time` and `interval` (seconds, fractional), `host`, `plugin`,
 `plugin_instance`, `type` and `type_instance`.
 
-Mapping (docs/INGEST.md has it for users):
+Mapping (docs/INGEST.md has it for users): one value list is one point.
 - `host` names the host; the largest `interval` in the post is its interval;
-- `plugin` is the measurement; `plugin_instance` is the tag `instance`;
-- the field is `type` (left out when it repeats the plugin), `type_instance`
-  and the data source name (left out when it is `value`), joined by `_`:
-  `load/load` [shortterm] -> `load.shortterm`; `memory/memory-used` [value]
-  -> `memory.used`; `memory/percent-used` -> `memory.percent_used`;
-  `interface-eth0/if_octets` [rx] -> `interface.if_octets_rx`, instance=eth0;
-- value lists of one host, measurement, instance and time make one point;
+- `plugin` is the measurement; `plugin_instance` is the tag `instance`,
+  `type` the tag `type` and `type_instance` the tag `type_instance` (empty
+  ones are left out); the data source names are the fields:
+  `load/load-relative` [shortterm, midterm, longterm] -> measurement `load`,
+  tags type=load, type_instance=relative, fields shortterm, midterm,
+  longterm; `memory/percent-used` [value] -> `memory`, type=percent,
+  type_instance=used, field `value`. These tags are collectd's identifier:
+  write_http may split one read across posts, and value lists that shared a
+  record could arrive apart and collide at the store;
 - `gauge` values are stored as sent; `derive` and `counter` become per-second
   rates, and `absolute` a per-second rate of its value, as collectd's own
   `StoreRates` computes them (a counter that goes down wrapped at 32 or 64
@@ -51,6 +53,8 @@ from chalicelib.core.models import AgentInfo, HostReport, Shape
 
 SENDER = "collectd"
 INSTANCE_TAG = "instance"
+TYPE_TAG = "type"
+TYPE_INSTANCE_TAG = "type_instance"
 # A previous value older than this many intervals is not used for a rate.
 MAX_GAP_INTERVALS = 30
 _U32 = 2**32
@@ -64,7 +68,7 @@ class DsType(enum.StrEnum):
     ABSOLUTE = "absolute"
 
 
-SeriesId = tuple[str, str, str, str]  # host, measurement, instance, field
+SeriesId = tuple[str, str, str, str, str, str]  # host, plugin, instance, type, type instance, ds
 
 
 class RateMemo:
@@ -119,9 +123,9 @@ class CollectdPost:
     primed: int = 0  # values that only primed a rate
 
 
-def field_name(plugin: str, type_: str, type_instance: str, dsname: str) -> str:
-    parts = [type_ if type_ != plugin else "", type_instance, dsname if dsname != "value" else ""]
-    return "_".join(p for p in parts if p) or "value"
+def value_list_tags(plugin_instance: str, type_: str, type_instance: str) -> dict[str, str]:
+    tags = {INSTANCE_TAG: plugin_instance, TYPE_TAG: type_, TYPE_INSTANCE_TAG: type_instance}
+    return {k: v for k, v in tags.items() if v}
 
 
 def agent_of(user_agent: str | None) -> AgentInfo:
@@ -150,13 +154,6 @@ def _text(
         )
         return ""
     return value
-
-
-@dataclass(slots=True)
-class _Group:
-    index: int
-    path: str
-    fields: dict[str, float] = field(default_factory=dict)
 
 
 def parse_collectd(
@@ -193,7 +190,7 @@ def map_value_lists(
             "(lower write_http's BufferSize)"
         )
     v = Validator(limits, now_ms)
-    groups: dict[tuple[str, str, str, int], _Group] = {}
+    reports: dict[str, HostReport] = {}
     intervals: dict[str, int] = {}
     changes: dict[SeriesId, tuple[int, int | float]] = {}
     host_ok: dict[str, bool] = {}
@@ -257,7 +254,8 @@ def map_value_lists(
             continue
         interval_s = round(interval)
         intervals[host] = max(intervals.get(host, 0), interval_s)
-        key = (host, plugin, plugin_instance, time_ms)
+        tags = value_list_tags(plugin_instance, type_, type_instance)
+        fields: dict[str, float] = {}
         for j, (value, dstype, dsname) in enumerate(zip(values, dstypes, dsnames, strict=True)):
             vpath = f"{path}.values[{j}]"
             try:
@@ -277,10 +275,9 @@ def map_value_lists(
             if not isinstance(dsname, str) or not dsname:
                 v.refuse(i, vpath, [Problem(f"{path}.dsnames[{j}]", "must be a non-empty string")])
                 continue
-            name = field_name(plugin, type_, type_instance, dsname)
-            msg = v.field_names.problem(name, "field name")
+            msg = v.field_names.problem(dsname, "field name")
             if msg:
-                v.refuse(i, vpath, [Problem(f"{path}.type_instance", msg)])
+                v.refuse(i, vpath, [Problem(f"{path}.dsnames[{j}]", msg)])
                 continue
             if value is None:
                 continue  # collectd sends null for a NaN gauge: nothing was measured
@@ -289,7 +286,7 @@ def map_value_lists(
                 continue
             number = float(value)
             if kind is not DsType.GAUGE:
-                series: SeriesId = (host, plugin, plugin_instance, name)
+                series: SeriesId = (host, plugin, plugin_instance, type_, type_instance, dsname)
                 previous = changes.get(series) or memo.get(series)
                 changes[series] = (time_ms, value)
                 if previous is not None and time_ms - previous[0] > (
@@ -301,21 +298,13 @@ def map_value_lists(
                     primed += 1
                     continue
                 number = per_second
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(i, path)
-            group.fields[name] = number
-    reports: dict[str, HostReport] = {}
-    for (host, plugin, plugin_instance, time_ms), group in groups.items():
+            fields[dsname] = number
+        if not fields:
+            continue
         p = v.point(
-            {
-                "measurement": plugin,
-                "time": time_ms,
-                "tags": {INSTANCE_TAG: plugin_instance} if plugin_instance else {},
-                "fields": group.fields,
-            },
-            group.index,
-            group.path,
+            {"measurement": plugin, "time": time_ms, "tags": tags, "fields": fields},
+            i,
+            path,
             False,
         )
         if p is None:
@@ -328,9 +317,11 @@ def map_value_lists(
         report.points.append(p)
     # A host whose post held only first values of rates is still heard.
     for host, interval_s in intervals.items():
-        if host not in reports:
-            reports[host] = HostReport(host=host, agent=agent, interval_s=interval_s)
-    if not groups and v.invalid and not intervals:
+        report = reports.get(host)
+        if report is None:
+            report = reports[host] = HostReport(host=host, agent=agent)
+        report.interval_s = interval_s
+    if not reports and v.invalid and not intervals:
         raise InvalidPayload("no valid value list in the request", v.invalid)
     return CollectdPost(
         parsed=ParsedRequest(

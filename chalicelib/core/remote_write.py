@@ -11,13 +11,12 @@ Mapping (docs/INGEST.md has it for users):
 - the `host` label, or else the `instance` label with its port stripped,
   names the host; labels starting `__` are Prometheus' own and are dropped;
   every other label is a tag;
-- the metric name gives measurement and field: up to its second underscore
-  when it has three words or more (`node_memory_MemFree_bytes` -> `node_memory`,
-  `MemFree_bytes`), up to its first otherwise (`node_load1` -> `node`,
-  `load1`); a name with no underscore is a measurement with the field
-  `value`; the `:` of recording rules becomes `.`;
-- samples of one host, measurement, tag set and timestamp make one point
-  (one scrape of `node_load1`, `node_load5` and `node_load15` is one record);
+- the metric name is the measurement and the field is `value`
+  (`node_load1{job="node"}` -> measurement `node_load1`, tag job=node, field
+  `value`); the `:` of recording-rule names becomes `.`. One series is one
+  record: remote write spreads a scrape's series over requests (shards,
+  batches), and two series sharing a record could arrive apart and collide
+  at the store (one record per series, measure name and time);
 - values are stored as sent: counters stay counters. NaN (Prometheus'
   staleness marker included) and infinities carry nothing a store can hold,
   and are skipped, not refused.
@@ -42,6 +41,7 @@ from chalicelib.core.limits import Limits
 from chalicelib.core.models import AgentInfo, HostReport, Shape
 
 SENDER = "prometheus"
+FIELD = "value"
 PROTOBUF_MEDIA_TYPE = "application/x-protobuf"
 # Remote write 2.0 names its message in the Content-Type; 1.0 names none or this one.
 V1_PROTO = "prometheus.WriteRequest"
@@ -210,15 +210,8 @@ def encode_write_request(series: list[tuple[dict[str, str], list[tuple[float, in
 
 
 def split_metric_name(name: str) -> tuple[str, str]:
-    """(measurement, field) of a metric name (see the module docstring)."""
-    name = name.replace(":", ".")
-    parts = name.split("_", 2)
-    if len(parts) == 3 and all(parts):
-        return f"{parts[0]}_{parts[1]}", parts[2]
-    first = name.find("_", 1)
-    if 0 < first < len(name) - 1:
-        return name[:first], name[first + 1 :]
-    return name, "value"
+    """(measurement, field) of a metric name: the name (`:` as `.`), and `value`."""
+    return name.replace(":", "."), FIELD
 
 
 def host_of_instance(instance: str) -> str:

@@ -55,14 +55,16 @@ def test_load_and_memory_are_stored_and_the_host_is_heard(memory_api):
     ]
     response = write(memory_api, body, token)
     assert response.status_code == 202, response.body
-    assert json.loads(response.body) == {"accepted": 2, "rejected": []}
+    assert json.loads(response.body) == {"accepted": 4, "rejected": []}
     records = stored(memory_api)
-    assert records[("load", (("host", "c-1"),))] == [
+    assert records[("load", (("host", "c-1"), ("type", "load")))] == [
         {"shortterm": 0.5, "midterm": 0.4, "longterm": 0.3}
     ]
-    assert records[("memory", (("host", "c-1"),))] == [
-        {"used": 1.5e9, "free": 6.5e9, "percent_used": 18.75}
-    ]
+    memory = (("host", "c-1"), ("type", "memory"))
+    assert records[("memory", (*memory, ("type_instance", "used")))] == [{"value": 1.5e9}]
+    assert records[("memory", (*memory, ("type_instance", "free")))] == [{"value": 6.5e9}]
+    percent = (("host", "c-1"), ("type", "percent"), ("type_instance", "used"))
+    assert records[("memory", percent)] == [{"value": 18.75}]
     (host,) = memory_api.services.host_store.scan()
     assert (host.host, host.agent_name, host.agent_version) == ("c-1", "collectd", "5.12.0")
     assert host.interval.total_seconds() == 10
@@ -92,9 +94,8 @@ def test_derive_and_counter_values_become_per_second_rates(memory_api):
     assert [h.host for h in memory_api.services.host_store.scan()] == ["c-1"]  # still heard
     assert post(t + 10, 6_000, 500).status_code == 202  # tx wrapped at 32 bits
     records = stored(memory_api)
-    assert records[("interface", (("host", "c-1"), ("instance", "eth0")))] == [
-        {"if_octets_rx": 500.0, "if_octets_tx": 100.0}
-    ]
+    key = ("interface", (("host", "c-1"), ("instance", "eth0"), ("type", "if_octets")))
+    assert records[key] == [{"rx": 500.0, "tx": 100.0}]
 
 
 def test_bad_value_lists_are_refused_one_by_one_by_path(memory_api):
@@ -132,7 +133,10 @@ def test_nothing_valid_is_400_with_details(memory_api):
 def test_basic_auth_with_the_token_as_password_and_bearer_work(memory_api):
     token = memory_api.token("fleet")
     body = [vl("load", "load", [0.5], dsnames=["shortterm"])]
-    assert write(memory_api, body, None).status_code == 401
+    refused = write(memory_api, body, None)
+    assert refused.status_code == 401
+    # libcurl (write_http) sends its User/Password only after a challenge
+    assert refused.headers["WWW-Authenticate"].startswith("Basic ")
     basic = base64.b64encode(f"collectd:{token}".encode()).decode()
     assert write(memory_api, body, None, {"Authorization": f"Basic {basic}"}).status_code == 202
     assert write(memory_api, body, token).status_code == 202

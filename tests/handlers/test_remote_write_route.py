@@ -65,15 +65,17 @@ def test_a_write_is_stored_as_points_and_the_host_is_heard(memory_api):
     token = memory_api.token("fleet")
     response = write(memory_api, encode_write_request(node()), token)
     assert response.status_code == 204, response.body
-    records = stored(memory_api)
-    assert records[("node", (("host", "web-1"), ("job", "node")))] == {"load1": 0.5, "load5": 0.7}
-    assert records[("node_memory", (("host", "web-1"), ("job", "node")))] == {
-        "MemAvailable_bytes": 2.0e9,
-        "MemTotal_bytes": 8.0e9,
+    web = (("host", "web-1"), ("job", "node"))
+    assert stored(memory_api) == {
+        ("node_load1", web): {"value": 0.5},
+        ("node_load5", web): {"value": 0.7},
+        ("node_memory_MemAvailable_bytes", web): {"value": 2.0e9},
+        ("node_memory_MemTotal_bytes", web): {"value": 8.0e9},
+        # counters stay counters
+        ("node_cpu_seconds_total", (("cpu", "0"), ("host", "web-1"), ("mode", "idle"))): {
+            "value": 1234.5
+        },
     }
-    # counters stay counters
-    key = ("node_cpu", (("cpu", "0"), ("host", "web-1"), ("mode", "idle")))
-    assert records[key] == {"seconds_total": 1234.5}
     hosts = memory_api.services.host_store.scan()
     assert [(h.host, h.agent_name, h.agent_version) for h in hosts] == [
         ("web-1", "prometheus", "2.45.3")
@@ -116,7 +118,7 @@ def test_a_host_label_names_the_host_and_instance_stays_a_tag(memory_api):
         ]
     )
     assert write(memory_api, body, token).status_code == 204
-    assert ("node", (("host", "db-2"), ("instance", "10.0.0.7:9100"))) in stored(memory_api)
+    assert ("node_load1", (("host", "db-2"), ("instance", "10.0.0.7:9100"))) in stored(memory_api)
 
 
 def test_samples_outside_the_window_are_refused_one_by_one(memory_api):
@@ -131,10 +133,9 @@ def test_samples_outside_the_window_are_refused_one_by_one(memory_api):
     text = response.body.decode()
     assert "timeseries[5].samples[0].time: 48.0 h old" in text
     assert "not retryable" in text
-    assert stored(memory_api)[("node", (("host", "web-1"), ("job", "node")))] == {
-        "load1": 0.5,
-        "load5": 0.7,
-    }
+    web = (("host", "web-1"), ("job", "node"))
+    assert stored(memory_api)[("node_load1", web)] == {"value": 0.5}
+    assert ("node_load15", web) not in stored(memory_api)
 
 
 def test_nan_and_staleness_markers_are_skipped_not_refused(memory_api):
@@ -149,7 +150,7 @@ def test_nan_and_staleness_markers_are_skipped_not_refused(memory_api):
         ]
     )
     assert write(memory_api, body, token).status_code == 204
-    assert stored(memory_api) == {("node", (("host", "web-1"),)): {"load15": 1.0}}
+    assert stored(memory_api) == {("node_load15", (("host", "web-1"),)): {"value": 1.0}}
 
 
 def test_series_without_a_host_or_name_are_refused_by_path(memory_api):
