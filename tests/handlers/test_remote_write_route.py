@@ -256,3 +256,17 @@ def test_any_bytes_get_a_2xx_or_4xx_never_a_5xx(memory_api, body, snappy):
     raw = bytes(cramjam.snappy.compress_raw(body)) if snappy else body
     response = write(memory_api, raw, token)
     assert response.status_code in (204, 400, 413), response.body
+
+
+def test_one_scrape_split_across_requests_is_stored_whole(memory_api):
+    # Remote write shards series over requests: each must be a record of its own.
+    token = memory_api.token("fleet")
+    series = node()
+    for one in series:
+        assert write(memory_api, encode_write_request([one]), token).status_code == 204
+    assert write(memory_api, encode_write_request(series), token).status_code == 204  # a resend
+    assert len(stored(memory_api)) == len(series)
+    (host,) = memory_api.services.host_store.scan()
+    assert {s.measurement for s in host.series.values()} == {
+        labels["__name__"] for labels, _ in series
+    }
