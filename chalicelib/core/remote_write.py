@@ -29,7 +29,6 @@ request (`timeseries[3].samples[0]`).
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import Any
 from chalicelib.core.errors import InvalidPayload, PayloadTooLarge, Problem, UnsupportedMediaType
 from chalicelib.core.ingest import SECONDS_CUTOFF, ParsedRequest, Validator
 from chalicelib.core.limits import Limits
-from chalicelib.core.models import AgentInfo, HostReport, Shape
+from chalicelib.core.models import AgentInfo, HostReport, Point, Shape
 
 SENDER = "prometheus"
 FIELD = "value"
@@ -283,14 +282,6 @@ class RemoteWrite:
     silent_hosts: set[str] = field(default_factory=set)
 
 
-@dataclass(slots=True)
-class _Group:
-    index: int
-    path: str
-    fields: dict[str, float] = field(default_factory=dict)
-    paths: dict[str, str] = field(default_factory=dict)
-
-
 def parse_remote_write(
     raw: bytes,
     content_type: str | None,
@@ -326,106 +317,110 @@ def map_write_request(
             "(lower queue_config.max_samples_per_send)"
         )
     v = Validator(limits, now_ms)
-    groups: dict[tuple[str, str, tuple[tuple[str, str], ...], int], _Group] = {}
-    host_ok: dict[str, bool] = {}
+    oldest, newest = v.oldest_ms, v.newest_ms
+    known_tag_keys = v.tag_keys.ok
+    max_tags = limits.max_tags
+    short_value = limits.max_tag_value_bytes // 4  # any such string fits in bytes too
+    # One point per series and time: (host, measurement, tags, time) -> (value, index, path).
+    points: dict[tuple[str, str, tuple[tuple[str, str], ...], int], tuple[float, int, str]] = {}
+    hosts: dict[str, str | None] = {}  # label value -> host, None when invalid
     heard: set[str] = set()
     skipped = 0
     for i, ts in enumerate(series_list):
-        path = f"timeseries[{i}]"
         labels = {label.name: label.value for label in ts.labels}
-        problems: list[Problem] = []
         name = labels.pop("__name__", "")
-        if not name:
-            problems.append(Problem(f"{path}.labels", "no __name__ label: the series has no name"))
-        if "host" in labels:
-            host_value, host_path = labels.pop("host"), f"{path}.labels.host"
-        elif "instance" in labels:
-            host_value = host_of_instance(labels.pop("instance"))
-            host_path = f"{path}.labels.instance"
+        host_label = "host" if "host" in labels else "instance"
+        raw_host = labels.pop(host_label, None)
+        if not name or raw_host is None:
+            path = f"timeseries[{i}]"
+            problems = []
+            if not name:
+                problems.append(
+                    Problem(f"{path}.labels", "no __name__ label: the series has no name")
+                )
+            if raw_host is None:
+                problems.append(
+                    Problem(f"{path}.labels", "no instance or host label: nothing names the host")
+                )
+            v.refuse(i, path, problems)
+            continue
+        host = hosts.get(raw_host, "")
+        if host == "":
+            candidate = raw_host if host_label == "host" else host_of_instance(raw_host)
+            _, problem = v.host(candidate, f"timeseries[{i}].labels.{host_label}")
+            host = hosts[raw_host] = candidate if problem is None else None
+        if host is None:
+            path = f"timeseries[{i}]"
+            _, problem = v.host(
+                raw_host if host_label == "host" else host_of_instance(raw_host),
+                f"{path}.labels.{host_label}",
+            )
+            v.refuse(i, path, [problem] if problem else [])
+            continue
+        measurement = name.replace(":", ".") if ":" in name else name
+        problems = []
+        if measurement not in v.measurements.ok:
+            msg = v.measurements.problem(measurement, "measurement")
+            if msg:
+                problems.append(Problem(f"timeseries[{i}].labels.__name__", msg))
+        if labels:
+            tags = {k: val for k, val in labels.items() if not k.startswith("__")}
+            if len(tags) > max_tags or not all(
+                k in known_tag_keys and val and len(val) <= short_value for k, val in tags.items()
+            ):
+                tags = v.tag_map(tags, f"timeseries[{i}].labels", problems)
+            if FIELD in tags:
+                problems.append(
+                    Problem(
+                        f"timeseries[{i}].labels.{FIELD}",
+                        f"a label may not be named {FIELD!r} (the field every sample is stored in)",
+                    )
+                )
         else:
-            host_value, host_path = "", f"{path}.labels"
-            problems.append(Problem(host_path, "no instance or host label: nothing names the host"))
+            tags = labels
         if problems:
-            v.refuse(i, path, problems)
-            continue
-        ok = host_ok.get(host_value)
-        if ok is None:
-            _, problem = v.host(host_value, host_path)
-            ok = host_ok[host_value] = problem is None
-            if problem is not None:
-                v.refuse(i, path, [problem])
-                continue
-        elif not ok:
-            v.refuse(i, path, [Problem(host_path, f"host {host_value!r} is not a valid host")])
-            continue
-        measurement, field_name = split_metric_name(name)
-        msg = v.measurements.problem(measurement, "measurement")
-        if msg:
-            problems.append(Problem(f"{path}.labels.__name__", f"{msg} (from {name!r})"))
-        msg = v.field_names.problem(field_name, "field name")
-        if msg:
-            problems.append(Problem(f"{path}.labels.__name__", f"{msg} (from {name!r})"))
-        tags = {k: val for k, val in labels.items() if not k.startswith("__")}
-        if tags:
-            tags = v.tag_map(tags, f"{path}.labels", problems)
-        if problems:
-            v.refuse(i, path, problems)
+            v.refuse(i, f"timeseries[{i}]", problems)
             continue
         tag_key = tuple(sorted(tags.items()))
         target = name in TARGET_SERIES
         for j, sample in enumerate(ts.samples):
             value = sample.value
-            if not math.isfinite(value):
+            if value - value != 0.0:  # NaN or infinite
                 skipped += 1
                 continue
-            spath = f"{path}.samples[{j}]"
             t = sample.timestamp
-            if t < SECONDS_CUTOFF:
-                v.refuse(
-                    i,
-                    spath,
-                    [Problem(f"{spath}.timestamp", f"timestamp {t} is not epoch milliseconds")],
-                )
-                continue
-            if v.out_of_window(i, spath, t):
-                continue
-            if not target or (name == "up" and value == 1):
-                heard.add(host_value)
-            key = (host_value, measurement, tag_key, t)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(i, spath)
-            known = group.fields.get(field_name)
-            if known is not None:
-                if known != value:
+            if not oldest <= t <= newest:
+                spath = f"timeseries[{i}].samples[{j}]"
+                if t < SECONDS_CUTOFF:
                     v.refuse(
                         i,
                         spath,
-                        [
-                            Problem(
-                                spath,
-                                f"{name} has another value at the same time in "
-                                f"{group.paths[field_name]}",
-                            )
-                        ],
+                        [Problem(f"{spath}.timestamp", f"timestamp {t} is not epoch milliseconds")],
                     )
+                else:
+                    v.out_of_window(i, spath, t)
                 continue
-            group.fields[field_name] = value
-            group.paths[field_name] = spath
+            if not target or (name == "up" and value == 1):
+                heard.add(host)
+            key = (host, measurement, tag_key, t)
+            known = points.get(key)
+            if known is None:
+                points[key] = (value, i, f"timeseries[{i}].samples[{j}]")
+            elif known[0] != value:
+                spath = f"timeseries[{i}].samples[{j}]"
+                v.refuse(
+                    i,
+                    spath,
+                    [Problem(spath, f"{name} has another value at the same time in {known[2]}")],
+                )
     reports: dict[str, HostReport] = {}
-    for (host, measurement, tag_key, t), group in groups.items():
-        p = v.point(
-            {"measurement": measurement, "time": t, "tags": dict(tag_key), "fields": group.fields},
-            group.index,
-            group.path,
-            False,
-        )
-        if p is None:
-            continue
+    for (host, measurement, tag_key, t), (value, index, path) in points.items():
         report = reports.get(host)
         if report is None:
             report = reports[host] = HostReport(host=host, agent=agent)
-        report.points.append(p)
+        report.points.append(
+            Point(measurement, t, dict(tag_key), {FIELD: value}, index, path, numeric=True)
+        )
         if cadence is not None:
             cadence.observe(host, f"{measurement}|{tag_key}", t)
     if cadence is not None:
