@@ -270,3 +270,15 @@ def test_one_scrape_split_across_requests_is_stored_whole(memory_api):
     assert {s.measurement for s in host.series.values()} == {
         labels["__name__"] for labels, _ in series
     }
+
+
+def test_a_remote_write_host_is_retired_when_told_and_back_when_it_writes(memory_api):
+    token = memory_api.token("fleet")
+    assert write(memory_api, encode_write_request(node()), token).status_code == 204
+    goodbye = {"host": "web-1", "heartbeat": {"state": "shutdown"}}
+    assert memory_api.post("/v1/ingest", goodbye, token=token).status_code == 202
+    (host,) = memory_api.services.host_store.scan()
+    assert host.state.value == "retired"
+    assert write(memory_api, encode_write_request(node()), token).status_code == 204
+    (host,) = memory_api.services.host_store.scan()
+    assert host.state.value == "up"
