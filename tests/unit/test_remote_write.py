@@ -239,3 +239,19 @@ def test_valid_samples_are_stored_and_nothing_invalid_is(series):
         for p in r.points
     }
     assert stored == expected
+
+
+def test_importing_the_app_loads_neither_snappy_nor_protobuf():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, app; "
+        "print(','.join(m for m in ('cramjam', 'google.protobuf') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
