@@ -323,7 +323,7 @@ def map_write_request(
     short_value = limits.max_tag_value_bytes // 4  # any such string fits in bytes too
     # One point per series and time: (host, measurement, tags, time) -> (value, index, path).
     points: dict[tuple[str, str, tuple[tuple[str, str], ...], int], tuple[float, int, str]] = {}
-    hosts: dict[str, str | None] = {}  # label value -> host, None when invalid
+    hosts: dict[tuple[str, str], str | None] = {}  # (label, value) -> host, None: invalid
     heard: set[str] = set()
     skipped = 0
     for i, ts in enumerate(series_list):
@@ -344,11 +344,11 @@ def map_write_request(
                 )
             v.refuse(i, path, problems)
             continue
-        host = hosts.get(raw_host, "")
+        host = hosts.get((host_label, raw_host), "")
         if host == "":
             candidate = raw_host if host_label == "host" else host_of_instance(raw_host)
             _, problem = v.host(candidate, f"timeseries[{i}].labels.{host_label}")
-            host = hosts[raw_host] = candidate if problem is None else None
+            host = hosts[host_label, raw_host] = candidate if problem is None else None
         if host is None:
             path = f"timeseries[{i}]"
             _, problem = v.host(

@@ -129,3 +129,21 @@ def test_a_retried_post_computes_the_same_rates_when_its_store_failed():
 def test_the_sender_is_the_agent():
     assert agent_of("collectd/5.12.0.git") == AgentInfo("collectd", "5.12.0.git")
     assert agent_of(None) == AgentInfo("collectd", "")
+
+
+def test_collectd_percentages_feed_the_status_pages_history():
+    from datetime import UTC, datetime
+
+    from chalicelib.core.hosts import host_update
+
+    at = datetime.fromtimestamp(NOW_S, UTC)
+    result = post(
+        [
+            vl("cpu", "percent", [12.5], type_instance="idle"),
+            vl("memory", "percent", [40.0], type_instance="used"),
+        ],
+        RateMemo(),
+    )
+    update = host_update(result.parsed.reports[0], at)
+    assert update.history is not None
+    assert (update.history.cpu, update.history.mem) == (87.5, 40.0)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.core.errors import InvalidPayload, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.core.ingest import HOST_RE
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import AgentInfo
 from chalicelib.core.remote_write import (
@@ -174,7 +175,7 @@ def test_the_declared_length_is_checked_before_inflating():
 
 
 labels = st.dictionaries(
-    st.sampled_from(["job", "cpu", "mode", "device", "le", "__meta_x", "time", "a b"]),
+    st.sampled_from(["job", "cpu", "mode", "device", "le", "__meta_x", "time", "a b", "host"]),
     st.text(max_size=8),
     max_size=4,
 )
@@ -195,16 +196,25 @@ VALID_HOSTS = {"web-1:9100": "web-1", "web-2": "web-2"}
 def expected_points(series):
     """An oracle: what a correct mapping stores, first value wins at a series and time."""
     out: dict[tuple, float] = {}
-    for name, instance, lab, samples_ in series:
-        if name not in VALID_NAMES or instance not in VALID_HOSTS:
+    for name, instance, sent_labels, samples_ in series:
+        lab = dict(sent_labels)
+        if "host" in lab:  # the host label wins; instance is then a tag
+            host = lab.pop("host")
+            if instance:
+                lab["instance"] = instance
+            if not HOST_RE.match(host):
+                continue
+        elif instance in VALID_HOSTS:
+            host = VALID_HOSTS[instance]
+        else:
             continue
-        if "time" in lab or "a b" in lab:
+        if name not in VALID_NAMES or "time" in lab or "a b" in lab:
             continue
         tags = tuple(sorted((k, v) for k, v in lab.items() if v and not k.startswith("__")))
         for value, t in samples_:
             if not math.isfinite(value) or not NOW - 86_400_000 + 60_000 <= t <= NOW + 890_000:
                 continue
-            out.setdefault((VALID_HOSTS[instance], VALID_NAMES[name], tags, t), value)
+            out.setdefault((host, VALID_NAMES[name], tags, t), value)
     return out
 
 
