@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from chalicelib.services.ingest import IngestResult
 
 app = Chalice(app_name="fleetpulse")
+# Prometheus remote_write bodies are snappy bytes: API Gateway must pass them through
+# as binary (base64 to the Lambda), not as text.
+app.api.binary_types.append("application/x-protobuf")
 # A topic name (same account and region as the function) or an ARN; read at
 # import, which `chalice deploy` does with the stage's environment variables set.
 ALERTS_TOPIC = alerts_topic_name(os.environ)
