@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 
@@ -282,3 +283,20 @@ def test_a_remote_write_host_is_retired_when_told_and_back_when_it_writes(memory
     assert write(memory_api, encode_write_request(node()), token).status_code == 204
     (host,) = memory_api.services.host_store.scan()
     assert host.state.value == "up"
+
+
+def test_over_dynamodb_and_timestream_the_host_and_its_series_are_recorded(api):
+    token = api.token("fleet")
+    series = [
+        *node(),
+        (
+            {"__name__": "fleetpulse:memory_used:percent", "instance": "web-1:9100"},
+            [(42.0, now_ms())],
+        ),
+    ]
+    assert write(api, encode_write_request(series), token).status_code == 204
+    item = api.services.host_store.get("web-1")  # type: ignore[attr-defined]
+    assert item["agent_name"] == "prometheus"
+    assert item["s#fleetpulse.memory_used.percent"]["f"] == {"value": 42}
+    response = api.get("/v1/hosts", token=api.token("admin"))
+    assert [h["host"] for h in json.loads(response.body)["hosts"]] == ["web-1"]
