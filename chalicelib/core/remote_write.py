@@ -322,7 +322,9 @@ def map_write_request(
     max_tags = limits.max_tags
     short_value = limits.max_tag_value_bytes // 4  # any such string fits in bytes too
     # One point per series and time: (host, measurement, tags, time) -> (value, index, path).
-    points: dict[tuple[str, str, tuple[tuple[str, str], ...], int], tuple[float, int, str]] = {}
+    points: dict[
+        tuple[str, str, tuple[tuple[str, str], ...], int], tuple[float, int, str, dict[str, str]]
+    ] = {}
     hosts: dict[tuple[str, str], str | None] = {}  # (label, value) -> host, None: invalid
     heard: set[str] = set()
     skipped = 0
@@ -364,9 +366,15 @@ def map_write_request(
             if msg:
                 problems.append(Problem(f"timeseries[{i}].labels.__name__", msg))
         if labels:
-            tags = {k: val for k, val in labels.items() if not k.startswith("__")}
-            if len(tags) > max_tags or not all(
-                k in known_tag_keys and val and len(val) <= short_value for k, val in tags.items()
+            tags = labels
+            if "__" in "".join(k[:2] for k in labels):  # Prometheus' own labels
+                tags = {k: val for k, val in labels.items() if not k.startswith("__")}
+            values = tags.values()
+            if (
+                len(tags) > max_tags
+                or not known_tag_keys.issuperset(tags)
+                or "" in values
+                or (values and max(map(len, values)) > short_value)
             ):
                 tags = v.tag_map(tags, f"timeseries[{i}].labels", problems)
             if FIELD in tags:
@@ -405,7 +413,7 @@ def map_write_request(
             key = (host, measurement, tag_key, t)
             known = points.get(key)
             if known is None:
-                points[key] = (value, i, f"timeseries[{i}].samples[{j}]")
+                points[key] = (value, i, f"timeseries[{i}].samples[{j}]", tags)
             elif known[0] != value:
                 spath = f"timeseries[{i}].samples[{j}]"
                 v.refuse(
@@ -414,13 +422,11 @@ def map_write_request(
                     [Problem(spath, f"{name} has another value at the same time in {known[2]}")],
                 )
     reports: dict[str, HostReport] = {}
-    for (host, measurement, tag_key, t), (value, index, path) in points.items():
+    for (host, measurement, tag_key, t), (value, index, path, tags) in points.items():
         report = reports.get(host)
         if report is None:
             report = reports[host] = HostReport(host=host, agent=agent)
-        report.points.append(
-            Point(measurement, t, dict(tag_key), {FIELD: value}, index, path, numeric=True)
-        )
+        report.points.append(Point(measurement, t, tags, {FIELD: value}, index, path, numeric=True))
         if cadence is not None:
             cadence.observe(host, f"{measurement}|{tag_key}", t)
     if cadence is not None:
