@@ -7,7 +7,7 @@ adapters, use-cases). Nothing here creates an AWS client at import.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -25,20 +25,30 @@ from chalicelib.core.tokens import Principal
 from chalicelib.names import alerts_topic_name
 from chalicelib.services.auth import require_admin
 from chalicelib.web import (
+    basic_auth_challenge,
     body_bytes,
     current_request,
     handle_errors,
     handle_influx_errors,
+    handle_remote_write_errors,
     header,
     influx_authorization,
     influx_reply,
     json_body,
     json_response,
     query_param,
+    sender_authorization,
+    text_response,
 )
 from chalicelib.wiring import Services, services
 
+if TYPE_CHECKING:
+    from chalicelib.services.ingest import IngestResult
+
 app = Chalice(app_name="fleetpulse")
+# Prometheus remote_write bodies are snappy bytes: API Gateway must pass them through
+# as binary (base64 to the Lambda), not as text.
+app.api.binary_types.append("application/x-protobuf")
 # A topic name (same account and region as the function) or an ARN; read at
 # import, which `chalice deploy` does with the stage's environment variables set.
 ALERTS_TOPIC = alerts_topic_name(os.environ)
@@ -147,6 +157,59 @@ def _influx_write(api: InfluxApi) -> Response:
     metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
     return influx_reply(result, api)
+
+
+# Other senders: Prometheus remote_write and collectd write_http (docs/INGEST.md).
+@app.route("/api/v1/write", methods=["POST"], content_types=["*/*"])
+@handle_remote_write_errors
+def prometheus_remote_write() -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(sender_authorization(request))
+    written = svc.remote_write.write(
+        principal,
+        body_bytes(request),
+        header(request, "content-type"),
+        header(request, "content-encoding"),
+        user_agent=header(request, "user-agent"),
+        now=svc.clock(),
+    )
+    count_points(written.result)
+    return remote_write_reply(written.result)
+
+
+@app.route("/v1/collectd", methods=["POST"], content_types=["*/*"])
+@basic_auth_challenge
+@handle_errors
+def collectd_write() -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(sender_authorization(request))
+    result = svc.collectd.write(
+        principal,
+        body_bytes(request),
+        header(request, "content-type"),
+        header(request, "content-encoding"),
+        user_agent=header(request, "user-agent"),
+        now=svc.clock(),
+    )
+    count_points(result)
+    return json_response(202, result.as_json())
+
+
+def count_points(result: IngestResult) -> None:
+    metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+
+
+def remote_write_reply(result: IngestResult) -> Response:
+    """204 when all was stored; 400 naming what was refused otherwise (Prometheus drops the
+    batch instead of retrying: the rest is stored, and the refused would be refused again)."""
+    if not result.rejected:
+        return Response(body="", status_code=204, headers={})
+    from chalicelib.services.remote_write import rejection_message
+
+    return text_response(400, rejection_message(result))
 
 
 # Alerting: one scheduled evaluation a minute; the name is the Lambda's

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     )
     from chalicelib.services.alerting import AlertingService
     from chalicelib.services.auth import Authenticator
+    from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
+    from chalicelib.services.remote_write import RemoteWriteIngest
     from chalicelib.services.silences import SilenceService
     from chalicelib.settings import Settings
 
@@ -166,6 +168,18 @@ class Services:
         from chalicelib.services.line_protocol import LineProtocolIngest
 
         return LineProtocolIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def remote_write(self) -> RemoteWriteIngest:
+        from chalicelib.services.remote_write import RemoteWriteIngest
+
+        return RemoteWriteIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def collectd(self) -> CollectdIngest:
+        from chalicelib.services.collectd import CollectdIngest
+
+        return CollectdIngest(self.ingest, self.settings.limits)
 
     @cached_property
     def alert_store(self) -> AlertStore:

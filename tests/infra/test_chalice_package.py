@@ -190,3 +190,8 @@ def test_the_expanded_template_subscribes_both_notifiers_and_schedules_the_evalu
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Evaluate", "Arn"]}
     assert stage in json.dumps(expanded)
+
+
+def test_remote_write_bodies_reach_the_lambda_as_binary(package):
+    api = resources(package)["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "application/x-protobuf" in api["x-amazon-apigateway-binary-media-types"]
