@@ -11,8 +11,6 @@ given a clock past interval + grace, must page the host as down.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -41,25 +39,12 @@ from chalicelib.settings import Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.stack import LocalApi, free_port
 from tests.support.http import add_token
+from tests.support.programs import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "chalicelib" / "rules"
 GRACE = timedelta(minutes=2)
 T = TypeVar("T")
-
-
-def require_program_until_shared_helper(path: str, package: str) -> str:
-    """The program's path; a skip naming the package to install, or a failure when CI=true.
-
-    Stands in for the shared `require_program` in tests/support until it exists.
-    """
-    found = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
-    if found:
-        return found
-    message = f"{path} is not installed: apt-get install {package}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def until(
@@ -216,10 +201,8 @@ remote_write:
 
 
 def test_prometheus_with_node_exporter_is_an_ordinary_host(collector, programs, tmp_path):
-    exporter = require_program_until_shared_helper(
-        "/usr/bin/prometheus-node-exporter", "prometheus-node-exporter"
-    )
-    prometheus = require_program_until_shared_helper("/usr/bin/prometheus", "prometheus")
+    exporter = require_program("prometheus-node-exporter", "prometheus-node-exporter")
+    prometheus = require_program("prometheus", "prometheus")
     exporter_port, prometheus_port = free_port(), free_port()
     programs.append(
         Program(
@@ -375,7 +358,7 @@ LoadPlugin interface
 
 
 def test_collectd_write_http_is_an_ordinary_host(collector, programs, tmp_path):
-    collectd = require_program_until_shared_helper("/usr/sbin/collectd", "collectd-core")
+    collectd = require_program("collectd", "collectd-core", path="/usr/sbin:/usr/bin")
     host = "collectd-test-1"
     config = tmp_path / "collectd.conf"
     config.write_text(
