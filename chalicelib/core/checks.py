@@ -242,7 +242,7 @@ def _parse_one(
     if not isinstance(name, str) or not NAME_RE.match(name):
         problems.add(
             _at(path, "name"),
-            "is required: lowercase letters, digits, '.', '_' or '-', at most 64",
+            "must be 1 to 64 lowercase letters, digits, '.', '_' or '-'",
         )
     try:
         kind = CheckType(str(raw.get("type")))
