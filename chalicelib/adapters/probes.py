@@ -184,7 +184,7 @@ def _verify_reason(exc: ssl.SSLCertVerificationError) -> str:
         return "certificate expired"
     if code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
         return "certificate not yet valid"
-    if code == 62 or "hostname mismatch" in message.lower() or "doesn't match" in message:
+    if code in (62, 64) or "mismatch" in message.lower() or "doesn't match" in message:
         return f"wrong name: {message}"
     if code in (18, 19, 20, 21):  # self-signed, self-signed in chain, no issuer
         return f"untrusted chain: {message}"
