@@ -9,15 +9,7 @@ import pytest
 from chalicelib.adapters.probes import probe
 from chalicelib.core.alert_message import Severity
 from chalicelib.core.checks import Phase, parse_check
-from tests.support.targets import (  # noqa: F401 (fixtures)
-    WebServer,
-    dns_server,
-    pki,
-    tcp_ports,
-    tls_context,
-    trusted_ca,
-    web,
-)
+from tests.support.targets import WebServer, tls_context
 
 
 def check(**spec):

@@ -120,7 +120,7 @@ class Pki:
 class _Handler(BaseHTTPRequestHandler):
     server: WebServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.server.hits.append(self.path)
         self.server.hit.set()
         if self.path.startswith("/hang"):

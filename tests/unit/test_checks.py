@@ -14,8 +14,8 @@ from chalicelib.core.alerts import AlertState, confirm_sent
 from chalicelib.core.checks import (
     CHECK_MEASUREMENT,
     Check,
-    CheckType,
     ChecksError,
+    CheckType,
     LocationState,
     ProbeResult,
     advance,
