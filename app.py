@@ -233,12 +233,17 @@ def delete_silence(silence_id: str) -> Response:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="checks")
 def schedule_checks(event: CloudWatchEvent) -> dict[str, Any]:
     svc = services()
-    return svc.checks.schedule(svc.clock()).as_json()
+    report = svc.checks.schedule(svc.clock())
+    metrics.add_metric(name="CheckBatches", unit=MetricUnit.Count, value=report.batches)
+    return report.as_json()
 
 
 @app.lambda_function(name="run_checks")
 def run_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return services().checks.run_batch(event).as_json()
+    report = services().checks.run_batch(event)
+    metrics.add_metric(name="CheckRuns", unit=MetricUnit.Count, value=report.runs)
+    metrics.add_metric(name="CheckRunsDown", unit=MetricUnit.Count, value=report.down)
+    return report.as_json()
 
 
 @app.route("/v1/checks", methods=["GET"])

@@ -124,6 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.hits.append(self.path)
         self.server.hit.set()
         if self.path.startswith("/hang"):
+            watched = self.server.watch
+            if watched is not None:
+                # Did another target get its request while this one was held?
+                self.server.saw_watched = watched.hit.wait(self.server.watch_for)
             self.server.release.wait(30)
             return
         status = self.server.status
@@ -148,6 +152,9 @@ class WebServer(ThreadingHTTPServer):
         self.hits: list[str] = []
         self.hit = threading.Event()
         self.release = threading.Event()
+        self.watch: WebServer | None = None
+        self.watch_for = 0.0
+        self.saw_watched: bool | None = None
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.thread = threading.Thread(
