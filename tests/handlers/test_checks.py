@@ -241,6 +241,19 @@ def test_a_check_that_breaks_pages_once_and_resolves(paging_stack, web, inbox):
     assert measures(points[1])["status_code"][0] == "503"
 
 
+def remote(stack: ChecksStack, up: bool) -> None:
+    """eu-west-1's probe posts its result, as a deployment there would."""
+    result = {
+        "check": "api",
+        "location": "eu-west-1",
+        "time": ms_of_instant(stack.clock()),
+        "up": up,
+        "reason": "connect: timeout after 5s",
+    }
+    response = stack.request("POST", "/v1/check-results", {"results": [result]}, stack.fleet_token)
+    assert response.status_code == 202, response.body
+
+
 def test_quorum_holds_back_one_failing_location(aws, tmp_path, web):
     check = {
         "name": "api",
@@ -249,30 +262,16 @@ def test_quorum_holds_back_one_failing_location(aws, tmp_path, web):
         "locations": ["us-east-1", "eu-west-1"],
     }
     for stack in build(tmp_path, [check]):
-
-        def remote(up: bool) -> None:
-            result = {
-                "check": "api",
-                "location": "eu-west-1",
-                "time": ms_of_instant(stack.clock()),
-                "up": up,
-                "reason": "connect: timeout after 5s",
-            }
-            response = stack.request(
-                "POST", "/v1/check-results", {"results": [result]}, stack.fleet_token
-            )
-            assert response.status_code == 202, response.body
-
         for _ in range(3):
             stack.tick()
-            remote(up=False)
+            remote(stack, up=False)
         assert stack.check_alerts() == []
         web.status = 500
         stack.tick()
         [alert] = stack.check_alerts()
         assert alert["state"] == "firing"
         assert alert["summary"].startswith("api failing from 2 of 2:")
-        remote(up=True)
+        remote(stack, up=True)
         assert stack.check_alerts()[0]["state"] == "firing"  # one good location of two
         stack.tick()
         assert stack.check_alerts()[0]["state"] == "firing"
