@@ -183,6 +183,11 @@ class Settings:
     checks_batch: int = 50
     checks_window: timedelta = timedelta(minutes=1)
     checks_ca_file: str | None = None  # an extra CA bundle for http/tls checks
+    # A location away from home: the home collector's URL, and its fleet token's SSM name
+    # (or the token itself, for the local stack and tests).
+    checks_home_url: str | None = None
+    checks_home_token_param: str | None = None
+    checks_home_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -259,6 +264,19 @@ def _checks_settings(
         raise SettingsError("FLEETPULSE_CHECKS_BATCH must be a whole number") from None
     if not 1 <= batch <= 500:
         raise SettingsError("FLEETPULSE_CHECKS_BATCH must be from 1 to 500")
+    home_url = env.get("FLEETPULSE_CHECKS_HOME_URL") or None
+    token_param = env.get("FLEETPULSE_CHECKS_HOME_TOKEN_PARAM") or None
+    token = env.get("FLEETPULSE_CHECKS_HOME_TOKEN") or None
+    if home_url is not None:
+        if not home_url.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"FLEETPULSE_CHECKS_HOME_URL must be an http(s) URL, got {home_url!r}"
+            )
+        if (token is None) == (token_param is None):
+            raise SettingsError(
+                "FLEETPULSE_CHECKS_HOME_URL needs FLEETPULSE_CHECKS_HOME_TOKEN_PARAM "
+                "(or FLEETPULSE_CHECKS_HOME_TOKEN), one of them"
+            )
     window = duration("FLEETPULSE_CHECKS_WINDOW", "1m")
     if not timedelta(seconds=10) <= window <= timedelta(minutes=1):
         raise SettingsError("FLEETPULSE_CHECKS_WINDOW must be from 10s to 1m")
@@ -271,6 +289,9 @@ def _checks_settings(
         "checks_batch": batch,
         "checks_window": window,
         "checks_ca_file": env.get("FLEETPULSE_CHECKS_CA_FILE") or None,
+        "checks_home_url": home_url,
+        "checks_home_token_param": token_param,
+        "checks_home_token": token,
     }
 
 

@@ -231,7 +231,21 @@ class Services:
                 return LambdaInvoker(self.clients.get("lambda"), settings.checks_runner)
             return InProcessInvoker(self.checks.run_batch)
 
+        home = None
+        if settings.checks_home_url:
+            from chalicelib.adapters.check_home import HttpCheckHome
+
+            url, literal = settings.checks_home_url, settings.checks_home_token
+            param = settings.checks_home_token_param or ""
+
+            def token() -> str:
+                return literal or self.parameters.get(param)
+
+            remote = HttpCheckHome(url, token)
+            home = lambda: remote  # noqa: E731
+
         return CheckService(
+            home=home,
             store=DynamoDBCheckStore(self.clients.get("dynamodb"), settings.checks_table),
             file_checks=lambda: file_checks,
             metrics=self.metric_store,

@@ -828,6 +828,34 @@ def due_runs(
     return runs
 
 
+def aligned_runs(
+    checks: Iterable[Check],
+    location: str,
+    now: datetime,
+    window: timedelta = timedelta(minutes=1),
+) -> list[Run]:
+    """The runs a stateless probe (a location away from home) owes in the window starting
+    `now`: a check due every 5 minutes runs in the windows that start on a multiple of 5
+    minutes since the epoch, so no state is kept to know when it last ran."""
+    from chalicelib.core.instants import EPOCH
+
+    since = now - EPOCH
+    runs: list[Run] = []
+    for check in checks:
+        if location not in check.locations:
+            continue
+        if check.every >= window:
+            start = since // window * window
+            if start % check.every < window:
+                runs.append(Run(check, location))
+            continue
+        offset = timedelta(0)
+        while offset < window:
+            runs.append(Run(check, location, offset))
+            offset += check.every
+    return runs
+
+
 def batches(runs: Sequence[Run], size: int) -> list[list[Run]]:
     """Runs in batches of at most `size`, slow timeouts spread over the batches: a batch
     finishes when its slowest run does."""

@@ -15,7 +15,7 @@ alerts of the batch's checks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +33,7 @@ from chalicelib.core.checks import (
     ProbeResult,
     Run,
     advance,
+    aligned_runs,
     batches,
     check_changes,
     due_runs,
@@ -59,6 +60,14 @@ RECORD_ATTEMPTS = 3
 class Invoker(Protocol):
     def invoke(self, payload: dict[str, Any]) -> None:
         """Start one runner on `payload`, without waiting for it."""
+
+
+class CheckHome(Protocol):
+    """The home deployment, seen from a probe in another location."""
+
+    def checks(self, location: str) -> list[dict[str, Any]]: ...
+
+    def post(self, results: Sequence[ProbeResult]) -> None: ...
 
 
 Prober = Callable[[Check, str, datetime], ProbeResult]
@@ -112,8 +121,12 @@ class CheckService:
         batch_size: int = 50,
         window: timedelta = timedelta(minutes=1),
         status_url: str | None = None,
+        home: Callable[[], CheckHome] | None = None,
     ) -> None:
         self.store = store
+        # Set in a location away from home: definitions come from the home collector, results
+        # go to it, and this deployment keeps no state (no checks table, no alerts).
+        self._home = home
         self._file_checks = file_checks
         self.metrics = metrics
         self.alerts = alerts
@@ -195,12 +208,35 @@ class CheckService:
 
     def schedule(self, now: datetime) -> CheckReport:
         """Decide the check alerts from what is stored, then start the due runs."""
+        if self._home is not None:
+            return self._schedule_away(now)
         specs, states = self.store.scan()
         checks = self.checks(specs)
         report = CheckReport(checks=len(checks))
         self._decide(checks, states, now, report, only=None)
         mine = None if self.simulate_locations else frozenset({self.location})
         runs = due_runs(checks, states, mine, now, self.window)
+        self._start(runs, now, report)
+        return report
+
+    def _schedule_away(self, now: datetime) -> CheckReport:
+        assert self._home is not None
+        try:
+            specs = self._home().checks(self.location)
+        except BackendUnavailable as exc:
+            logger.warning("home collector unreachable", extra={"reason": str(exc)})
+            return CheckReport(failures=[str(exc)])
+        checks = []
+        for spec in specs:
+            try:
+                checks.append(parse_check(spec, self.location))
+            except ChecksError as exc:
+                logger.warning("check from home unreadable", extra={"reason": str(exc)})
+        report = CheckReport(checks=len(checks))
+        self._start(aligned_runs(checks, self.location, now, self.window), now, report)
+        return report
+
+    def _start(self, runs: list[Run], now: datetime, report: CheckReport) -> None:
         report.runs = len(runs)
         invoker = self._invoker() if runs else None
         for batch in batches(runs, self.batch_size):
@@ -213,7 +249,6 @@ class CheckService:
                 logger.warning("runner not started", extra={"reason": str(exc)})
                 continue
             report.batches += 1
-        return report
 
     # -- run
 
@@ -222,6 +257,15 @@ class CheckService:
         runs = [run_of_json(raw, self.location) for raw in payload.get("runs", [])]
         results = self.run(runs, instant_of_ms(int(payload.get("scheduled_at", 0))))
         report = CheckReport(runs=len(results))
+        if self._home is not None:
+            report.up = sum(r.up for r in results)
+            report.down = len(results) - report.up
+            try:
+                self._home().post(results)
+            except BackendUnavailable as exc:
+                report.failures.append(str(exc))
+                logger.warning("results not posted home", extra={"reason": str(exc)})
+            return report
         self.record({r.check.name: r.check for r in runs}, results, report)
         return report
 
