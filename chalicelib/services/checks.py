@@ -45,6 +45,7 @@ from chalicelib.core.checks import (
 )
 from chalicelib.core.errors import Forbidden, InvalidPayload, NotFound, Problem
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
+from chalicelib.core.models import HostReport
 from chalicelib.core.ports import AlertStore, BackendUnavailable, MetricStore, SilenceStore
 from chalicelib.core.tokens import Principal, ScopeKind
 
@@ -296,7 +297,12 @@ class CheckService:
         report: CheckReport,
     ) -> None:
         """Store results: points first (data), then each location's state, then the alerts."""
-        reports = [result_report(checks[r.check], r) for r in results if r.check in checks]
+        by_host: dict[str, HostReport] = {}
+        for r in results:
+            if r.check in checks:
+                one = result_report(checks[r.check], r)
+                by_host.setdefault(one.host, HostReport(host=one.host)).points.extend(one.points)
+        reports = list(by_host.values())  # one write request per target host, not per run
         try:
             refused = self.metrics.write(reports)
             if refused:

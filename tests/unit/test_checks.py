@@ -19,6 +19,7 @@ from chalicelib.core.checks import (
     LocationState,
     ProbeResult,
     advance,
+    aligned_runs,
     batches,
     check_alert_id,
     check_changes,
@@ -372,3 +373,20 @@ def test_posted_results_are_validated_by_json_path():
 def test_the_example_is_valid_yaml_for_a_put_too():
     body = yaml.safe_load(EXAMPLE.read_text())["checks"][0]
     assert parse_check(body, "us-east-1").name == "api-health"
+
+
+def test_a_probe_away_from_home_runs_on_aligned_minutes_without_state():
+    five = tcp(name="five", every="5m", locations=["eu-west-1"])
+    half = tcp(name="half", every="30s", locations=["eu-west-1", "us-east-1"])
+    home = tcp(name="home")
+    starts = [T0 + timedelta(minutes=m) for m in range(10)]
+    runs = {at: aligned_runs([five, half, home], "eu-west-1", at) for at in starts}
+    assert [at.minute for at, rs in runs.items() if any(r.check.name == "five" for r in rs)] == [
+        0,
+        5,
+    ]
+    assert all(
+        [r.offset.total_seconds() for r in rs if r.check.name == "half"] == [0, 30]
+        for rs in runs.values()
+    )
+    assert not any(r.check.name == "home" for rs in runs.values() for r in rs)
