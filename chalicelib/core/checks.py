@@ -806,10 +806,12 @@ def due_runs(
     now: datetime,
     window: timedelta = timedelta(minutes=1),
 ) -> list[Run]:
-    """The runs this schedule owes, for the locations it runs (None: every location, the
-    local stack's simulation). A check due every 20 s runs at offsets 0, 20 and 40 s of
-    a one-minute window; a check due every 5 minutes runs when its last run is that old
-    (less a little slack: schedules are not punctual)."""
+    """The runs this schedule owes in the window starting `now`, for the locations it runs
+    (None: every location, the local stack's simulation). A run is due `every` after the
+    last one recorded, at its offset in the window: a check due every 20 s runs at 0, 20
+    and 40 s (sooner if its last run was longer ago); one due every 5 minutes runs at the
+    start of the first window its last run is that old in (less a few seconds of slack:
+    schedules are not punctual)."""
     from chalicelib.core.instants import instant_of_ms
 
     slack = min(timedelta(seconds=5), window / 4)
@@ -819,9 +821,13 @@ def due_runs(
             if locations is not None and location not in locations:
                 continue
             state = states.get(check.name, {}).get(location)
-            if state is not None and now - instant_of_ms(state["at"]) < check.every - slack:
-                continue
             offset = timedelta(0)
+            if state is not None:
+                offset = instant_of_ms(state["at"]) + check.every - now
+                if offset <= slack:
+                    offset = timedelta(0)
+                elif check.every >= window:
+                    continue  # the next window: a runner must not sleep most of a minute
             while offset < window:
                 runs.append(Run(check, location, offset))
                 offset += check.every

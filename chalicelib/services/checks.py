@@ -256,7 +256,8 @@ class CheckService:
     def run_batch(self, payload: Mapping[str, Any]) -> CheckReport:
         """Run a batch concurrently, each run at its offset, then record the results."""
         runs = [run_of_json(raw, self.location) for raw in payload.get("runs", [])]
-        results = self.run(runs, instant_of_ms(int(payload.get("scheduled_at", 0))))
+        scheduled = payload.get("scheduled_at")
+        results = self.run(runs, instant_of_ms(int(scheduled)) if scheduled else None)
         report = CheckReport(runs=len(results))
         if self._home is not None:
             report.up = sum(r.up for r in results)
@@ -270,15 +271,15 @@ class CheckService:
         self.record({r.check.name: r.check for r in runs}, results, report)
         return report
 
-    def run(self, runs: list[Run], scheduled_at: datetime) -> list[ProbeResult]:
+    def run(self, runs: list[Run], scheduled_at: datetime | None = None) -> list[ProbeResult]:
         """Every run at once: a run that hangs holds its own thread until its timeout."""
         if not runs:
             return []
         started = time.monotonic()
-        # How late this runner started: an offset is counted from the schedule's instant.
-        lag = max((self.clock() - scheduled_at).total_seconds(), 0.0)
-        if scheduled_at.year <= 1970:
-            lag = 0.0
+        # How late this runner started: an offset counts from the schedule's instant.
+        lag = 0.0
+        if scheduled_at is not None:
+            lag = max((self.clock() - scheduled_at).total_seconds(), 0.0)
 
         def one(run: Run) -> ProbeResult:
             if run.offset:
@@ -310,18 +311,36 @@ class CheckService:
         except BackendUnavailable as exc:
             report.failures.append(f"points not written: {exc}")
             logger.warning("check points not written", extra={"reason": str(exc)})
+        known = [r for r in results if r.check in checks]
+        report.up += sum(r.up for r in known)
+        report.down += sum(not r.up for r in known)
+        # One writer per (check, location), in time order; the pairs in parallel.
+        chains: dict[tuple[str, str], list[ProbeResult]] = {}
+        for result in sorted(known, key=lambda r: r.at):
+            chains.setdefault((result.check, result.location), []).append(result)
+
+        def store(chain: list[ProbeResult]) -> list[tuple[LocationState | None, bool, str]]:
+            return [self._store_state(result) for result in chain]
+
         states: dict[str, dict[str, LocationState]] = {}
-        for result in sorted(results, key=lambda r: r.at):
-            if result.check not in checks:
-                continue
-            report.up += result.up
-            report.down += not result.up
-            state = self._store_state(result, report)
-            if state is not None:
-                states.setdefault(result.check, {})[result.location] = state
-        names = frozenset(states)
+        moved: set[str] = set()  # checks whose alert this batch may change
+        with ThreadPoolExecutor(max_workers=max(1, min(len(chains), 16))) as pool:
+            pairs = zip(chains, pool.map(store, chains.values()), strict=True)
+            for (name, location), stored in pairs:
+                for state, may_change, outcome in stored:
+                    if state is not None:
+                        states.setdefault(name, {})[location] = state
+                    if may_change:
+                        moved.add(name)
+                    if outcome == "recorded":
+                        report.recorded += 1
+                    elif outcome == "lost":
+                        report.lost_races += 1
+                    else:
+                        report.failures.append(outcome)
+        names = frozenset(moved)
         if not names:
-            return
+            return  # every run up, as before: no alert can move (the schedule still decides)
         current: dict[str, dict[str, LocationState]] = {}
         for name in names:
             check = checks[name]
@@ -331,23 +350,22 @@ class CheckService:
                     current.setdefault(name, {})[loc] = got
         self._decide(list(checks.values()), current, self.clock(), report, only=names)
 
-    def _store_state(self, result: ProbeResult, report: CheckReport) -> LocationState | None:
+    def _store_state(self, result: ProbeResult) -> tuple[LocationState | None, bool, str]:
+        """(the state stored, whether the check's alert may move, what happened): runs on
+        the writer pool, so it reports rather than counting."""
         for _ in range(RECORD_ATTEMPTS):
             try:
                 previous = self.store.state(result.check, result.location)
                 if previous is not None and previous["at"] >= ms_of_instant(result.at):
-                    report.lost_races += 1
-                    return None  # a later run is already recorded
+                    return None, False, "lost"  # a later run is already recorded
                 state = advance(previous, result)
                 prev_at = previous["at"] if previous else None
                 if self.store.record(result.check, result.location, state, prev_at):
-                    report.recorded += 1
-                    return state
-                report.lost_races += 1
+                    steady = previous is not None and previous["fails"] == 0 and result.up
+                    return state, not steady, "recorded"
             except BackendUnavailable as exc:
-                report.failures.append(str(exc))
-                return None
-        return None
+                return None, True, str(exc)
+        return None, True, "lost"
 
     def accept(self, body: object, now: datetime) -> CheckReport:
         """Results a probe in another location posted to the collector."""
