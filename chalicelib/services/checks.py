@@ -175,8 +175,9 @@ class CheckService:
 
     def put(self, name: str, body: object, now: datetime) -> tuple[dict[str, Any], bool]:
         """Create or replace an API check; (the check, created). 400 names the field."""
-        if isinstance(body, dict) and "name" not in body:
-            body = {"name": name, **body}
+        if isinstance(body, dict):
+            # What GET answers can be PUT back: `source` is ours to say, not the body's.
+            body = {"name": name, **{k: v for k, v in body.items() if k != "source"}}
         try:
             check = parse_check(body, self.location)
         except ChecksError as exc:

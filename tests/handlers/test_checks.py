@@ -111,6 +111,7 @@ def test_put_get_list_and_delete_a_check(api_stack):
     assert again.status_code == 200
     got = api_stack.request("GET", "/v1/checks/api-health").json_body
     assert got["failures"] == 3
+    assert api_stack.request("PUT", "/v1/checks/api-health", got).status_code == 200
     listed = api_stack.request("GET", "/v1/checks").json_body["checks"]
     assert [(c["name"], c["source"]) for c in listed] == [
         ("api-health", "api"),
