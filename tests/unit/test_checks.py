@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.adapters.checks_file import DEFAULT_CHECKS, load_checks
 from chalicelib.core.alert_message import AlertKind, Severity
@@ -35,6 +37,7 @@ from chalicelib.core.checks import (
 from chalicelib.core.instants import ms_of_instant
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+MIN_EVERY_S = 10
 EXAMPLE = Path(__file__).resolve().parents[2] / "chalicelib" / "checks" / "example.yaml"
 
 
@@ -390,3 +393,35 @@ def test_a_probe_away_from_home_runs_on_aligned_minutes_without_state():
         for rs in runs.values()
     )
     assert not any(r.check.name == "home" for rs in runs.values() for r in rs)
+
+
+CHECK_KEYS = sorted(
+    {"name", "type", "every", "timeout", "failures", "severity", "locations", "quorum"}
+    | {"labels", "summary", "url", "method", "expect_status", "body_contains", "body_regex"}
+    | {"host", "port", "query", "record", "server", "expect", "warning_days", "critical_days"}
+)
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=True),
+    st.sampled_from(["db", "tcp", "http", "dns", "tls", "http://x.example/", "30s", "A"]),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(["us-east-1", "eu-west-1", 200, "200-299", "x"]), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(CHECK_KEYS), VALUES, max_size=8))
+def test_any_body_is_a_check_or_problems_by_field_never_a_crash(body):
+    problems: list[tuple[str, str]] = []
+    try:
+        check = parse_check(body, "us-east-1")
+    except ChecksError as exc:
+        problems = exc.problems
+    if problems:
+        assert all(path.split(".")[0].split("[")[0] in CHECK_KEYS for path, _ in problems)
+        return
+    # Nothing invalid gets through: what was accepted survives its own round trip.
+    assert parse_check(check.as_json(), "us-east-1") == check
+    assert MIN_EVERY_S <= check.every.total_seconds() <= 3600
