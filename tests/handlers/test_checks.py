@@ -283,9 +283,9 @@ def test_quorum_holds_back_one_failing_location(aws, tmp_path, web):
 
 def test_a_hung_check_does_not_delay_the_others(aws, tmp_path, web, tcp_ports):
     fast = WebServer()
-    web.watch, web.watch_for = fast, 3.0
+    web.watch, web.watch_for = fast, 9.0
     checks = [
-        {"name": "hung", "type": "http", "url": web.url("/hang"), "timeout": "4s"},
+        {"name": "hung", "type": "http", "url": web.url("/hang"), "timeout": "10s"},
         {"name": "fast", "type": "http", "url": fast.url()},
         {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": tcp_ports.open_port},
     ]
@@ -296,7 +296,7 @@ def test_a_hung_check_does_not_delay_the_others(aws, tmp_path, web, tcp_ports):
             # The hung target held its request while the fast one was served.
             assert web.saw_watched is True
             store = stack.services.checks.store
-            assert store.state("hung", "us-east-1")["reason"] == "request: timeout after 4s"
+            assert store.state("hung", "us-east-1")["reason"] == "request: timeout after 10s"
             assert store.state("fast", "us-east-1")["up"] is True
             assert store.state("port", "us-east-1")["up"] is True
     finally:
