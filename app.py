@@ -289,3 +289,69 @@ def delete_silence(silence_id: str) -> Response:
     _, svc, _ = admin()
     svc.silences.delete(silence_id)
     return json_response(200, {"deleted": silence_id})
+
+
+# Remote checks (docs/CHECKS.md): the schedule finds the due runs and starts one
+# runner invocation per batch; the runner probes them concurrently.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="checks")
+def schedule_checks(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.checks.schedule(svc.clock())
+    metrics.add_metric(name="CheckBatches", unit=MetricUnit.Count, value=report.batches)
+    return report.as_json()
+
+
+@app.lambda_function(name="run_checks")
+def run_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    report = services().checks.run_batch(event)
+    metrics.add_metric(name="CheckRuns", unit=MetricUnit.Count, value=report.runs)
+    metrics.add_metric(name="CheckRunsDown", unit=MetricUnit.Count, value=report.down)
+    return report.as_json()
+
+
+@app.route("/v1/checks", methods=["GET"])
+@handle_errors
+def list_checks() -> Response:
+    request, svc = checks_reader()
+    location = request.query_params.get("location") if request.query_params else None
+    return json_response(200, {"checks": svc.checks.listing(location)})
+
+
+def checks_reader() -> tuple[Request, Services]:
+    """An admin's request; a fleet token may list one location's checks (a remote probe)."""
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    from chalicelib.services.checks import require_probe
+
+    if request.query_params and request.query_params.get("location"):
+        require_probe(principal)
+    else:
+        require_admin(principal)
+    return request, svc
+
+
+@app.route("/v1/checks/{name}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+@handle_errors
+def one_check(name: str) -> Response:
+    request, svc, _ = admin()
+    if request.method == "GET":
+        return json_response(200, svc.checks.get(name))
+    if request.method == "DELETE":
+        svc.checks.delete(name)
+        return json_response(200, {"deleted": name})
+    check, created = svc.checks.put(name, json_body(request), svc.clock())
+    return json_response(201 if created else 200, check)
+
+
+@app.route("/v1/check-results", methods=["POST"], content_types=["*/*"])
+@handle_errors
+def check_results() -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    from chalicelib.services.checks import require_probe
+
+    require_probe(principal)
+    report = svc.checks.accept(json_body(request), svc.clock())
+    return json_response(202, {"accepted": report.runs})
