@@ -119,20 +119,27 @@ def test_local_up_runs_the_agent_evaluates_and_notifies_through_sns_and_stops_cl
         assert agent["state"] in ("new", "up")
 
         # Alerts go topic → queue (with the channel's filter policy) → handler → inbox.
+        # Only the hosts this test drives are compared: the agent reports this machine,
+        # whose own CPU may be busy enough to page for real.
+        def driven():
+            return [n for n in stack.inbox.notices if n.host in ("warm-1", "hot-1")]
+
         post_cpu(stack, "warm-1", idle=5.0)  # warning: Slack only
         post_cpu(stack, "hot-1", idle=1.0)  # critical: Slack and PagerDuty
-        until(lambda: len(stack.inbox.notices) >= 3)
+        until(lambda: len(driven()) >= 3)
         time.sleep(1.0)  # time for anything that should not come
-        got = sorted((n.channel, n.host, n.status, n.severity) for n in stack.inbox.notices)
+        got = sorted((n.channel, n.host, n.status, n.severity) for n in driven())
         assert got == [
             ("pagerduty", "hot-1", "firing", "critical"),
             ("slack", "hot-1", "firing", "critical"),
             ("slack", "warm-1", "firing", "warning"),
         ]
-        pd = next(n for n in stack.inbox.notices if n.channel == "pagerduty")
+        pd = next(n for n in driven() if n.channel == "pagerduty")
         assert pd.body["routing_key"] == "local0routing0key0000000000000000"  # from the SSM
         assert pd.summary == "CPU 1% idle on hot-1"
         inbox = [json.loads(line) for line in stack.inbox_file.read_text().splitlines()]
+        driven_texts = {json.dumps(n.body, sort_keys=True) for n in driven()}
+        inbox = [r for r in inbox if json.dumps(r["body"], sort_keys=True) in driven_texts]
         assert sorted(r["channel"] for r in inbox) == ["pagerduty", "slack", "slack"]
         assert all(r["received_at"] and r["body"] for r in inbox)
         assert any(
@@ -144,7 +151,7 @@ def test_local_up_runs_the_agent_evaluates_and_notifies_through_sns_and_stops_cl
         post_cpu(stack, "hot-1", idle=90.0)
 
         def resolved():
-            return [n for n in stack.inbox.notices if n.status == "resolved"]
+            return [n for n in driven() if n.status == "resolved"]
 
         until(lambda: len(resolved()) == 2)
         assert {(n.channel, n.host) for n in resolved()} == {
