@@ -226,3 +226,56 @@ def delete_silence(silence_id: str) -> Response:
     _, svc, _ = admin()
     svc.silences.delete(silence_id)
     return json_response(200, {"deleted": silence_id})
+
+
+# Jobs (docs/JOBS.md): the admin API, and healthchecks' ping protocol. A ping URL
+# is a credential: nothing logs the path of a /ping request.
+@app.route("/v1/jobs", methods=["GET"])
+@handle_errors
+def list_jobs() -> Response:
+    request, svc, _ = admin()
+    return json_response(200, {"jobs": svc.jobs.list(svc.clock(), _base_url(request, svc))})
+
+
+@app.route("/v1/jobs/{slug}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+@handle_errors
+def job(slug: str) -> Response:
+    request, svc, _ = admin()
+    if request.method == "DELETE":
+        svc.jobs.delete(slug)
+        return json_response(200, {"deleted": slug})
+    base = _base_url(request, svc)
+    if request.method == "PUT":
+        return json_response(200, svc.jobs.define(slug, json_body(request), svc.clock(), base))
+    return json_response(200, svc.jobs.show(slug, svc.clock(), base))
+
+
+def _base_url(request: Request, svc: Services) -> str:
+    from chalicelib.services.jobs import base_url
+
+    return base_url(request.headers or {}, request.context or {}, svc.settings.ping_base_url)
+
+
+@app.route("/ping/{a}", methods=["GET", "POST"], content_types=["*/*"])
+@handle_errors
+def ping1(a: str) -> Response:
+    return _ping(a)
+
+
+@app.route("/ping/{a}/{b}", methods=["GET", "POST"], content_types=["*/*"])
+@handle_errors
+def ping2(a: str, b: str) -> Response:
+    return _ping(a, b)
+
+
+@app.route("/ping/{a}/{b}/{c}", methods=["GET", "POST"], content_types=["*/*"])
+@handle_errors
+def ping3(a: str, b: str, c: str) -> Response:
+    return _ping(a, b, c)
+
+
+def _ping(*segments: str) -> Response:
+    request = current_request(app)
+    svc = services()
+    reply = svc.jobs.ping(segments, request.query_params or {}, body_bytes(request), svc.clock())
+    return Response(reply.text, status_code=reply.status, headers={"Content-Type": "text/plain"})

@@ -31,6 +31,7 @@ class AlertKind(enum.StrEnum):
     HEARTBEAT = "heartbeat"
     THRESHOLD = "threshold"
     EVENT = "event"
+    JOB = "job"  # a cron job or service heartbeat that pings (chalicelib/core/jobs.py)
 
 
 class Link(TypedDict):
