@@ -58,7 +58,11 @@ def drop_unpublished_metrics(event: Any, get_response: Any) -> Any:
 
 
 app.register_middleware(drop_unpublished_metrics, "all")
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: a job's ping URL
+# (/ping/<uuid>) is its credential, and the event carries the path.
+app.register_middleware(
+    ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False))
+)
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 
 

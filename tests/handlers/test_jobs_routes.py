@@ -300,3 +300,22 @@ def test_a_deleted_jobs_alert_resolves(alerting_stack):
     stack.evaluate()
     assert [m["status"] for m in job_messages(stack)] == ["firing", "resolved"]
     assert ping(stack, ping_path(job)).status_code == 404
+
+
+def test_a_ping_url_never_appears_in_a_log_line(alerting_stack, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")  # an operator turning it on
+    stack = alerting_stack
+    job = define(stack, "backup", period="1m", grace="0s")
+    key = add_token(stack.services, "ping")
+    secret = job["ping_url"].rsplit("/", 1)[1]
+    ping(stack, ping_path(job, "start"))
+    ping(stack, ping_path(job, "1"), b"failed")
+    for _ in range(125):  # the rate limiter warns
+        ping(stack, ping_path(job, "log"))
+    stack.client.http.get(f"/ping/{key}/made?create=1")
+    stack.evaluate()
+    logged = capsys.readouterr()
+    text = logged.out + logged.err + caplog.text
+    assert "rate limit" in text  # the logs are there, and say which job
+    assert secret not in text
+    assert key not in text
