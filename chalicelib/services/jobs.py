@@ -217,7 +217,8 @@ def base_url(headers: Mapping[str, str], context: Mapping[str, Any], configured:
         return configured.rstrip("/")
     lowered = {k.lower(): v for k, v in headers.items()}
     host = lowered.get("host", "localhost")
-    scheme = lowered.get("x-forwarded-proto", "https" if "." in host else "http")
+    # API Gateway always sends X-Forwarded-Proto; a plain local server is plain HTTP.
+    scheme = lowered.get("x-forwarded-proto", "http")
     stage = context.get("stage") if host.endswith(".amazonaws.com") else None
     return f"{scheme}://{host}" + (f"/{stage}" if stage else "")
 
