@@ -53,6 +53,7 @@ BUNDLE_ORDER = (
     "deliver",
     "statsd",
     "agent",
+    "jobs",
     "status",
     "install",
     "cli",
@@ -108,7 +109,7 @@ class _TrimCommands(ast.NodeTransformer):
             # The command stays, so its stub can say where it went; its options go.
             node.value.values = [
                 ast.Dict(keys=[], values=[])
-                if isinstance(k, ast.Constant) and k.value in self.leave_out
+                if isinstance(k, ast.Constant) and COMMAND_MODULES.get(k.value) in self.leave_out
                 else v
                 for k, v in zip(node.value.keys, node.value.values, strict=True)
             ]
@@ -131,8 +132,16 @@ def _top_level_names(tree: ast.Module) -> dict[str, str]:
     return names
 
 
+# The module each command's code lives in, where the two names differ.
+COMMAND_MODULES = {"install": "install", "status": "status", "exec": "jobs"}
+
 # What a module left out of a bundle leaves behind: its entry point, saying so.
 LEFT_OUT = {
+    "jobs": (
+        "def exec_job(a, args):\n"
+        "    print('this build of the agent has no exec command: use the zipapp `make agent` builds')\n"
+        "    return 2\n"
+    ),
     "install": (
         "def install(args, log=print):\n"
         "    log('this build of the agent has no install command: use the zipapp `make agent` builds')\n"

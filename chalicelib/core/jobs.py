@@ -51,6 +51,7 @@ DEFAULT_GRACE = timedelta(hours=1)
 MAX_BODY = 100_000  # a ping body past this is refused (413)
 KEPT_LOG = 10_000  # the first 10 KB of a body are kept as the run's log
 DESCRIPTION_LOG = 800  # the log's tail that goes into the alert's description
+FUTURE_SKEW = timedelta(minutes=1)  # a `?t=` this far ahead of the collector's clock is fine
 MAX_OPEN_RUNS = 32  # starts without a finish kept per job; the oldest go first
 MAX_LABELS = 20
 MAX_TEXT = 1000
@@ -160,10 +161,15 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class Ping:
     kind: PingKind
-    at: datetime
+    at: datetime  # when it arrived
     exit_status: int | None = None
     rid: str | None = None
     body: str = ""
+    happened_at: datetime | None = None  # `?t=`: when it happened, for a ping sent late
+
+    @property
+    def event_at(self) -> datetime:
+        return self.happened_at or self.at
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +441,20 @@ def parse_rid(raw: str | None) -> str | None:
     return str(uuid.UUID(raw))
 
 
+def parse_happened_at(raw: str | None, now: datetime) -> datetime | None:
+    """`?t=<unix seconds>`: when a ping sent late happened (the agent's spool sends it).
+    Not a healthchecks parameter. ValueError when it is not a number or in the future."""
+    if raw is None:
+        return None
+    seconds = float(raw)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("not a time")
+    at = datetime.fromtimestamp(seconds, tz=UTC)
+    if at > now + FUTURE_SKEW:
+        raise ValueError("in the future")
+    return min(at, now)
+
+
 def looks_like_ping_id(text: str) -> bool:
     try:
         return str(uuid.UUID(text)) == text.lower() and len(text) == 36
@@ -455,23 +475,27 @@ def apply_ping(job: Job, ping: Ping) -> PingResult:
         job, bucket=math.floor((tokens - 1) * 1000) / 1000, bucket_at=now, last_ping_at=now
     )
     rid = ping.rid or ""
+    at = ping.event_at
     if ping.kind is PingKind.LOG:
         return PingResult(replace(updated, log=ping.body[:KEPT_LOG], tail=_tail(ping.body)))
     if ping.kind is PingKind.START:
-        runs = {**job.runs, rid: now}
+        runs = {**job.runs, rid: at}
         if len(runs) > MAX_OPEN_RUNS:
             runs = dict(sorted(runs.items(), key=lambda kv: kv[1])[-MAX_OPEN_RUNS:])
         return PingResult(replace(updated, runs=runs))
     runs = dict(job.runs)
     started = runs.pop(rid, None)
-    duration = max(now - started, timedelta(0)) if started is not None else None
+    duration = max(at - started, timedelta(0)) if started is not None else None
     ok = ping.kind is PingKind.SUCCESS
     run = LastRun(
-        finished_at=now,
+        finished_at=at,
         ok=ok,
         exit_status=ping.exit_status if ping.exit_status is not None else (0 if ok else None),
         duration=duration,
     )
+    if job.last_run is not None and at < job.last_run.finished_at:
+        # A run reported late, after a newer one: measured, but not the last run.
+        return PingResult(replace(updated, runs=runs), False, run)
     finished = replace(
         updated, runs=runs, last_run=run, log=ping.body[:KEPT_LOG], tail=_tail(ping.body)
     )

@@ -35,6 +35,7 @@ from chalicelib.core.jobs import (
     new_job,
     new_ping_id,
     parse_action,
+    parse_happened_at,
     parse_rid,
     parse_spec,
     silence_matcher,
@@ -131,9 +132,14 @@ class JobService:
             rid = parse_rid(query.get("rid"))
         except ValueError:
             return PingReply(400, "invalid uuid format")
+        try:
+            happened_at = parse_happened_at(query.get("t"), now)
+        except ValueError:
+            return PingReply(400, "invalid timestamp")
         if len(body) > MAX_BODY:
             return PingReply(413, "request body too large")
-        ping = Ping(action[0], now, action[1], rid, body.decode("utf-8", errors="replace"))
+        text = body.decode("utf-8", errors="replace")
+        ping = Ping(action[0], now, action[1], rid, text, happened_at)
         if slug is None:
             job = self.store.by_ping_id(segments[0].lower())
         else:
