@@ -109,7 +109,8 @@ class _TrimCommands(ast.NodeTransformer):
             # The command stays, so its stub can say where it went; its options go.
             node.value.values = [
                 ast.Dict(keys=[], values=[])
-                if isinstance(k, ast.Constant) and COMMAND_MODULES.get(k.value) in self.leave_out
+                if isinstance(k, ast.Constant)
+                and COMMAND_MODULES.get(str(k.value), "") in self.leave_out
                 else v
                 for k, v in zip(node.value.keys, node.value.values, strict=True)
             ]
