@@ -41,7 +41,7 @@ from chalicelib.core.jobs import (
     silence_matcher,
     valid_slug,
 )
-from chalicelib.core.models import HostReport, Point
+from chalicelib.core.models import JOB_MEASUREMENT, HostReport, Point
 from chalicelib.core.ports import BackendUnavailable, MetricStore
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-JOB_MEASUREMENT = "job"
 _ATTEMPTS = 3  # writes lost to concurrent pings of the same job before giving up (503)
 
 

@@ -319,3 +319,37 @@ def test_a_ping_url_never_appears_in_a_log_line(alerting_stack, capsys, caplog, 
     assert "rate limit" in text  # the logs are there, and say which job
     assert secret not in text
     assert key not in text
+
+
+def test_a_late_ping_counts_when_it_happened(alerting_stack):
+    stack = alerting_stack
+    job = define(stack, "backup", period="1h", min_duration="1m")
+    now = stack.clock()
+    started = (now - timedelta(minutes=10)).timestamp()
+    finished = (now - timedelta(minutes=2)).timestamp()
+    rid = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    assert ping(stack, ping_path(job, "start") + f"?rid={rid}&t={started}").status_code == 200
+    assert ping(stack, ping_path(job) + f"?rid={rid}&t={finished}").status_code == 200
+    shown = stack.request("GET", "/v1/jobs/backup").json_body
+    assert shown["status"] == "up"
+    assert shown["last_run"]["duration_s"] == 480.0
+    assert shown["last_run"]["finished_at"] == (now - timedelta(minutes=2)).isoformat()
+    older = (now - timedelta(minutes=30)).timestamp()
+    assert ping(stack, ping_path(job, "1") + f"?t={older}").status_code == 200
+    assert stack.request("GET", "/v1/jobs/backup").json_body["status"] == "up"  # not the last
+    ahead = (now + timedelta(minutes=5)).timestamp()
+    assert ping(stack, ping_path(job) + f"?t={ahead}").status_code == 400
+    assert ping(stack, ping_path(job) + "?t=yesterday").status_code == 400
+
+
+def test_the_ping_url_follows_the_public_address():
+    from chalicelib.services.jobs import base_url
+
+    gateway = {"Host": "abc123.execute-api.eu-west-1.amazonaws.com", "X-Forwarded-Proto": "https"}
+    assert base_url(gateway, {"stage": "api"}, None) == (
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
+    )
+    assert base_url({"host": "127.0.0.1:8000"}, {}, None) == "http://127.0.0.1:8000"
+    assert base_url(gateway, {"stage": "api"}, "https://ping.example.com/") == (
+        "https://ping.example.com"
+    )
