@@ -240,3 +240,16 @@ def test_a_new_job_and_a_spec_default_say_nothing():
         )
         == []
     )
+
+
+def test_a_ping_scope_pings_and_does_nothing_else():
+    from chalicelib.core.tokens import Scope, ScopeKind
+
+    scope = Scope.parse("ping")
+    assert scope.kind is ScopeKind.PING
+    assert scope.may_ping
+    assert not scope.is_admin
+    assert not scope.may_post_for("web-1")
+    assert str(scope) == "ping"
+    assert not Scope.parse("fleet").may_ping
+    assert not Scope.parse("admin").may_ping
