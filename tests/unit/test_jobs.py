@@ -253,3 +253,39 @@ def test_a_ping_scope_pings_and_does_nothing_else():
     assert str(scope) == "ping"
     assert not Scope.parse("fleet").may_ping
     assert not Scope.parse("admin").may_ping
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+definition_values = {
+    "period": st.sampled_from(["1s", "5m", "1d", "0s", "366d", 30, -1, "x"]) | json_values,
+    "schedule": st.sampled_from(["0 3 * * *", "@daily", "*/5 * * * 1-5", "99 * * * *", "* *"])
+    | json_values,
+    "tz": st.sampled_from(["UTC", "Europe/Paris", "../etc", "", "Mars/Base"]) | json_values,
+    "grace": st.sampled_from(["1h", "0s", 0]) | json_values,
+    "severity": st.sampled_from(["critical", "info", "fatal"]) | json_values,
+    "labels": st.dictionaries(st.text(max_size=10), json_values, max_size=3) | json_values,
+    "max_duration": json_values,
+    "min_duration": json_values,
+    "summary": json_values,
+    "runbook": st.sampled_from(["https://r.example/x"]) | json_values,
+}
+
+
+@given(st.fixed_dictionaries({}, optional=definition_values))
+def test_any_definition_is_accepted_or_refused_by_field_never_crashes(raw):
+    problems: list = []
+    try:
+        spec = parse_spec("backup", raw)
+    except InvalidPayload as exc:
+        problems = exc.details
+    if problems:
+        assert {p.path.split(".")[0] for p in problems} <= set(definition_values) | {"slug"}
+        return
+    assert (spec.period is None) != (spec.schedule is None)
+    assert parse_spec("backup", spec.as_json()) == spec  # what is stored reads back the same
