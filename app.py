@@ -260,19 +260,19 @@ def _base_url(request: Request, svc: Services) -> str:
     return base_url(request.headers or {}, request.context or {}, svc.settings.ping_base_url)
 
 
-@app.route("/ping/{a}", methods=["GET", "POST"], content_types=["*/*"])
+@app.route("/ping/{a}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
 @handle_errors
 def ping1(a: str) -> Response:
     return _ping(a)
 
 
-@app.route("/ping/{a}/{b}", methods=["GET", "POST"], content_types=["*/*"])
+@app.route("/ping/{a}/{b}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
 @handle_errors
 def ping2(a: str, b: str) -> Response:
     return _ping(a, b)
 
 
-@app.route("/ping/{a}/{b}/{c}", methods=["GET", "POST"], content_types=["*/*"])
+@app.route("/ping/{a}/{b}/{c}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
 @handle_errors
 def ping3(a: str, b: str, c: str) -> Response:
     return _ping(a, b, c)

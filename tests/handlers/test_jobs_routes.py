@@ -353,3 +353,10 @@ def test_the_ping_url_follows_the_public_address():
     assert base_url(gateway, {"stage": "api"}, "https://ping.example.com/") == (
         "https://ping.example.com"
     )
+
+
+def test_head_pings_too_as_healthchecks_takes_them(alerting_stack):
+    stack = alerting_stack
+    job = define(stack, "probe")
+    assert stack.client.http.request("HEAD", ping_path(job)).status_code == 200
+    assert status(stack, "probe") == "up"
