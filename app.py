@@ -281,5 +281,7 @@ def ping3(a: str, b: str, c: str) -> Response:
 def _ping(*segments: str) -> Response:
     request = current_request(app)
     svc = services()
+    from chalicelib.services.jobs import PING_HEADERS
+
     reply = svc.jobs.ping(segments, request.query_params or {}, body_bytes(request), svc.clock())
-    return Response(reply.text, status_code=reply.status, headers={"Content-Type": "text/plain"})
+    return Response(reply.text, status_code=reply.status, headers=dict(PING_HEADERS))

@@ -48,7 +48,7 @@ MAX_PERIOD = timedelta(days=365)
 MAX_GRACE = timedelta(days=365)
 DEFAULT_PERIOD = timedelta(days=1)  # `?create=1`, as healthchecks' defaults
 DEFAULT_GRACE = timedelta(hours=1)
-MAX_BODY = 100_000  # a ping body past this is refused (413)
+MAX_BODY = 100_000  # of a ping body, no more is read
 KEPT_LOG = 10_000  # the first 10 KB of a body are kept as the run's log
 DESCRIPTION_LOG = 800  # the log's tail that goes into the alert's description
 FUTURE_SKEW = timedelta(minutes=1)  # a `?t=` this far ahead of the collector's clock is fine

@@ -22,6 +22,7 @@ from chalicelib.core.jobs import (
     DEFAULT_GRACE,
     DEFAULT_PERIOD,
     JOB_HOST,
+    KEPT_LOG,
     MAX_BODY,
     Job,
     JobSpec,
@@ -64,7 +65,13 @@ class PingReply:
 
 
 OK = PingReply(200, "OK")
+CREATED = PingReply(201, "Created")  # ?create=1 made the job (healthchecks' answer)
 NOT_FOUND = PingReply(404, "not found")
+# Every ping answer says how much of a body is kept; runitor sizes its output's tail by it.
+PING_HEADERS: dict[str, str | list[str]] = {
+    "Content-Type": "text/plain",
+    "Ping-Body-Limit": str(KEPT_LOG),
+}
 
 
 class JobService:
@@ -135,9 +142,9 @@ class JobService:
             happened_at = parse_happened_at(query.get("t"), now)
         except ValueError:
             return PingReply(400, "invalid timestamp")
-        if len(body) > MAX_BODY:
-            return PingReply(413, "request body too large")
-        text = body.decode("utf-8", errors="replace")
+        # As healthchecks: a longer body is not refused (the ping is what matters); what
+        # is past MAX_BODY is not read.
+        text = body[:MAX_BODY].decode("utf-8", errors="replace")
         ping = Ping(action[0], now, action[1], rid, text, happened_at)
         if slug is None:
             job = self.store.by_ping_id(segments[0].lower())
@@ -146,7 +153,10 @@ class JobService:
                 return NOT_FOUND
             job = self.store.get(slug)
             if job is None and query.get("create") == "1":
-                job = self._create(slug, now)
+                job, created = self._create(slug, now)
+                if job is not None and created:
+                    reply = self._record(job, ping)
+                    return CREATED if reply == OK else reply
         if job is None:
             return NOT_FOUND
         return self._record(job, ping)
@@ -158,7 +168,8 @@ class JobService:
             return False
         return principal.scope.may_ping
 
-    def _create(self, slug: str, now: datetime) -> Job | None:
+    def _create(self, slug: str, now: datetime) -> tuple[Job | None, bool]:
+        """The job `?create=1` made (True), or the one another ping made meanwhile."""
         job = new_job(
             JobSpec(slug, period=DEFAULT_PERIOD, grace=DEFAULT_GRACE),
             new_ping_id(self.entropy(16)),
@@ -166,8 +177,8 @@ class JobService:
         )
         if self.store.create(job):
             logger.info("job created by a ping", extra={"job": slug})
-            return job
-        return self.store.get(slug)  # created meanwhile by another ping
+            return job, True
+        return self.store.get(slug), False
 
     def _record(self, job: Job, ping: Ping) -> PingReply:
         for _ in range(_ATTEMPTS):

@@ -90,7 +90,7 @@ def test_curl_style_ping_by_key_and_slug_creates_the_job(served, capsys):
     key = add_token(served.services, "ping")
     base = os.environ["FLEETPULSE_URL"]
     answer = requests.get(f"{base}/ping/{key}/nightly-db?create=1", timeout=10)
-    assert (answer.status_code, answer.text) == (200, "OK")
+    assert (answer.status_code, answer.text) == (201, "Created")
     answer = requests.post(f"{base}/ping/{key}/nightly-db/4", data=b"pg_dump: error", timeout=10)
     assert (answer.status_code, answer.text) == (200, "OK")
     shown = json.loads(run(capsys, "jobs", "show", "nightly-db", "--json")[1])

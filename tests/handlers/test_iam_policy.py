@@ -223,7 +223,7 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})
         uuid = job.json_body["ping_url"].rsplit("/", 1)[1]
         assert client.http.post(f"/ping/{uuid}/fail", body=b"disk full").status_code == 200
-        assert client.http.get(f"/ping/{ping_key}/nightly?create=1").status_code == 200
+        assert client.http.get(f"/ping/{ping_key}/nightly?create=1").status_code == 201
         assert stack.request("GET", "/v1/jobs").status_code == 200
         stack.evaluate()  # the failed job pages
         assert stack.request("DELETE", "/v1/jobs/nightly").status_code == 200

@@ -217,8 +217,12 @@ def test_answers_as_healthchecks_gives_them(alerting_stack):
     assert ping(stack, ping_path(job, "nope")).status_code == 404
     assert ping(stack, ping_path(job, "log"), b"checkpoint").status_code == 200
     assert status(stack, "backup") == "new"  # a log changes no state
-    too_big = b"x" * 100_001
-    assert ping(stack, ping_path(job), too_big).status_code == 413
+    response = ping(stack, ping_path(job))
+    assert response.headers["Ping-Body-Limit"] == "10000"
+    huge = b"x" * 150_000 + b"the end"  # past the cap: the ping counts, the rest is not read
+    assert ping(stack, ping_path(job), huge).status_code == 200
+    shown = stack.request("GET", "/v1/jobs/backup").json_body
+    assert shown["log"] == "x" * 10_000
 
 
 def test_a_ping_key_pings_by_slug_and_create_provisions(alerting_stack):
@@ -226,7 +230,9 @@ def test_a_ping_key_pings_by_slug_and_create_provisions(alerting_stack):
     key = add_token(stack.services, "ping")
     assert stack.client.http.get(f"/ping/{key}/reports").status_code == 404
     created = stack.client.http.get(f"/ping/{key}/reports?create=1")
-    assert (created.status_code, created.body) == (200, b"OK")
+    assert (created.status_code, created.body) == (201, b"Created")
+    again = stack.client.http.get(f"/ping/{key}/reports?create=1")
+    assert (again.status_code, again.body) == (200, b"OK")
     shown = stack.request("GET", "/v1/jobs/reports").json_body
     assert (shown["period"], shown["grace"], shown["status"]) == ("1d", "1h", "up")
     assert stack.client.http.post(f"/ping/{key}/reports/fail").status_code == 200
