@@ -140,3 +140,35 @@ def test_a_run_while_the_collector_is_unreachable_is_reported_later(served, caps
     assert job["status"] == "up", job
     assert 1.2 <= job["last_run"]["duration_s"] < 60
     assert list((tmp_path / "spool").glob("*.json.gz")) == []
+
+
+def test_the_zipapp_exits_with_the_commands_status(served, capsys, tmp_path):
+    from fleetpulse.agentbuild import build_pyz
+
+    stack = served
+    stack.clock.at = datetime.now(UTC) + timedelta(seconds=30)
+    key = add_token(stack.services, "ping")
+    run(capsys, "jobs", "add", "report", "--period", "1h")
+    pyz = tmp_path / "fleetpulse-agent.pyz"
+    pyz.write_bytes(build_pyz())
+    env = agent_env(tmp_path, os.environ["FLEETPULSE_URL"], key, stack.fleet_token)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(pyz),
+            "exec",
+            "--job",
+            "report",
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(5)",
+        ],
+        env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 5, done.stderr
+    assert show(capsys, "report")["last_run"]["exit_status"] == 5
