@@ -136,6 +136,8 @@ class Settings:
     alerts_table: str = "fleetpulse-dev-alerts"
     silences_table: str = "fleetpulse-dev-silences"
     ledger_table: str = "fleetpulse-dev-ledger"
+    jobs_table: str = "fleetpulse-dev-jobs"
+    ping_base_url: str | None = None  # jobs' ping URLs; None: the request's own (docs/JOBS.md)
     alerts_topic_arn: str | None = None
     store: str = "timestream"
     timestream_database: str = "fleetpulse-dev"
@@ -233,6 +235,8 @@ class Settings:
             alerts_table=name("FLEETPULSE_ALERTS_TABLE", f"fleetpulse-{stage}-alerts"),
             silences_table=name("FLEETPULSE_SILENCES_TABLE", f"fleetpulse-{stage}-silences"),
             ledger_table=name("FLEETPULSE_LEDGER_TABLE", f"fleetpulse-{stage}-ledger"),
+            jobs_table=name("FLEETPULSE_JOBS_TABLE", f"fleetpulse-{stage}-jobs"),
+            ping_base_url=env.get("FLEETPULSE_PING_BASE_URL") or None,
             alerts_topic_arn=env.get("FLEETPULSE_ALERTS_TOPIC_ARN") or None,
             store=store,
             timestream_database=name("FLEETPULSE_TIMESTREAM_DATABASE", f"fleetpulse-{stage}"),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.slack import SlackNotifier
     from chalicelib.adapters.ssm import SSMParameters
     from chalicelib.core.evaluation import AlertingPolicy
+    from chalicelib.core.jobs import JobStore
     from chalicelib.core.ports import (
         AlertPublisher,
         AlertStore,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from chalicelib.services.checks import CheckService
     from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
+    from chalicelib.services.jobs import JobService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.remote_write import RemoteWriteIngest
@@ -224,6 +226,7 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+            jobs=self.job_store,
         )
 
     @cached_property
@@ -275,6 +278,18 @@ class Services:
             window=settings.checks_window,
             status_url=settings.status_url,
         )
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        from chalicelib.adapters.dynamodb_jobs import DynamoDBJobStore
+
+        return DynamoDBJobStore(self.clients.get("dynamodb"), self.settings.jobs_table)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from chalicelib.services.jobs import JobService
+
+        return JobService(self.job_store, lambda: self.metric_store, lambda: self.authenticator)
 
     @cached_property
     def silences(self) -> SilenceService:

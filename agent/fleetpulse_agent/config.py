@@ -125,6 +125,7 @@ def _level(raw: str) -> str:
 SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "url": ("", _url, "the collector's base URL, http(s)://host[:port][/path]"),
     "token": ("", _token, "the ingest token, one word"),
+    "ping_key": ("", _token, "a ping token, for exec"),
     "host": ("", _host, "a host name: letters, digits and . _ - (empty: the machine's name)"),
     "tags": ("", parse_tags, "comma-separated name=value pairs, e.g. role=web,env=prod"),
     "spool_dir": ("/var/lib/fleetpulse/spool", str, "a directory path"),

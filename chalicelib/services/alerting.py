@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.core.alert_message import AlertKind
 from chalicelib.core.alerts import (
     AlertChange,
     AlertRecord,
@@ -26,6 +27,7 @@ from chalicelib.core.alerts import (
 from chalicelib.core.errors import InvalidPayload, NotFound, Problem
 from chalicelib.core.evaluation import AlertingPolicy, Evaluation, HostAction, evaluate
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_status
+from chalicelib.core.jobs import Job, JobStore
 from chalicelib.core.matchers import Matcher
 from chalicelib.core.models import HostReport, Point
 from chalicelib.core.ports import (
@@ -102,6 +104,7 @@ class AlertingService:
         metrics: MetricStore,
         policy: Callable[[], AlertingPolicy],
         budget: timedelta = WRITE_BUDGET,
+        jobs: JobStore | None = None,
     ) -> None:
         self.hosts = hosts
         self.alerts = alerts
@@ -110,6 +113,7 @@ class AlertingService:
         self.metrics = metrics
         self._policy = policy
         self.budget = budget
+        self.jobs = jobs
 
     @property
     def policy(self) -> AlertingPolicy:
@@ -132,8 +136,15 @@ class AlertingService:
         hosts = self.hosts.scan(policy.fields_used)
         records = {r.alert_id: r for r in self.alerts.scan()}
         silences = self.silences.list()
+        jobs = self._jobs()
         started = time.perf_counter()
-        evaluation = evaluate(hosts, records, silences, policy, now)
+        # Job alerts are stepped by their own module (chalicelib/core/jobs.py).
+        host_records = {k: r for k, r in records.items() if r.kind is not AlertKind.JOB}
+        evaluation = evaluate(hosts, host_records, silences, policy, now)
+        if jobs is not None and (jobs or len(host_records) < len(records)):
+            from chalicelib.services.jobs import job_changes
+
+            evaluation.alerts.extend(job_changes(jobs, records, silences, policy, now))
         report = EvaluationReport(
             hosts=len(hosts),
             statuses={k.value: v for k, v in evaluation.statuses.items() if v},
@@ -142,6 +153,17 @@ class AlertingService:
             compute_ms=(time.perf_counter() - started) * 1000,
         )
         return evaluation, report
+
+    def _jobs(self) -> list[Job] | None:
+        """The jobs, or None when they cannot be read: their alerts then keep their
+        state this time (a missing table must not resolve them, nor stop the hosts)."""
+        if self.jobs is None:
+            return []
+        try:
+            return self.jobs.scan()
+        except BackendUnavailable as exc:
+            logger.warning("jobs not evaluated", extra={"reason": str(exc)})
+            return None
 
     def apply(
         self, evaluation: Evaluation, report: EvaluationReport, deadline: float | None = None

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument(
         "--scope",
         required=True,
-        help="fleet (post for any host), host:<name> (post for one host) or admin",
+        help="fleet (post for any host), host:<name> (post for one host), admin, or ping (the ping key of /ping/<key>/<slug>)",
     )
     create.add_argument("--name", default="", help="what the token is for, shown in `list`")
     create.add_argument("--json", action="store_true", help="print the result as JSON")

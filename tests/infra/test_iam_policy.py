@@ -98,7 +98,10 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             ]
-        return [Call(f"dynamodb:{operation}", arn + f"table/{params['TableName']}")]
+        table = f"table/{params['TableName']}"
+        if params.get("IndexName"):  # a Query on an index is authorised on the index
+            table += f"/index/{params['IndexName']}"
+        return [Call(f"dynamodb:{operation}", arn + table)]
     if prefix == "sns" and operation == "Publish":
         return [Call("sns:Publish", params["TopicArn"])]
     if prefix == "timestream":
@@ -223,6 +226,15 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         stack.request("DELETE", "/v1/hosts/web-1/pause")  # not paused: a read says it exists
         assert stack.request("GET", "/v1/hosts").status_code == 200
         assert stack.request("GET", "/v1/alerts").status_code == 200
+        # Jobs: defined, pinged by id and by slug (created by its ping), listed, deleted.
+        ping_key = add_token(setup, "ping")
+        job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})
+        uuid = job.json_body["ping_url"].rsplit("/", 1)[1]
+        assert client.http.post(f"/ping/{uuid}/fail", body=b"disk full").status_code == 200
+        assert client.http.get(f"/ping/{ping_key}/nightly?create=1").status_code == 201
+        assert stack.request("GET", "/v1/jobs").status_code == 200
+        stack.evaluate()  # the failed job pages
+        assert stack.request("DELETE", "/v1/jobs/nightly").status_code == 200
         clock.advance(timedelta(days=8))  # web-1 down, stale values pruned, db-1 forgotten
         stack.evaluate()
         exercise_checks(stack, client, stage)

@@ -32,6 +32,7 @@ KEYS = {
     "silences": [("silence_id", "HASH", "S")],
     "ledger": [("id", "HASH", "S"), ("channel", "RANGE", "S")],
     "checks": [("pk", "HASH", "S")],
+    "jobs": [("slug", "HASH", "S")],
 }
 
 
