@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from chalicelib.services.alerting import AlertingService
     from chalicelib.services.auth import Authenticator
     from chalicelib.services.ingest import IngestService
+    from chalicelib.services.lifecycle import LifecycleService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.silences import SilenceService
@@ -209,6 +210,15 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+        )
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from chalicelib.adapters.dynamodb_instances import DynamoDBInstanceDirectory
+        from chalicelib.services.lifecycle import LifecycleService
+
+        return LifecycleService(
+            DynamoDBInstanceDirectory(self.clients.get("dynamodb"), self.settings.hosts_table)
         )
 
     @cached_property
