@@ -14,9 +14,9 @@ import time
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
 from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
+from fleetpulse_agent.diagnose import Diagnosis
 from fleetpulse_agent.imds import identity
 from fleetpulse_agent.log import log
-from fleetpulse_agent.probes import probe
 from fleetpulse_agent.procs import Processes
 from fleetpulse_agent.send import Response, SendError
 from fleetpulse_agent.spool import Spool
@@ -24,11 +24,10 @@ from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Callable, Dict, List, Optional
+    from typing import Any, Callable, Dict, Optional
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
-SELF_SERVICE = "fleetpulse-agent"
 
 
 def host_tags(cfg: Any) -> Dict[str, str]:
@@ -67,14 +66,8 @@ class Agent:
         self.loop_errors = 0
         self.interval_started = monotonic()
         self.on_batch = on_batch  # tests watch every batch that enters the spool
-        self.procs: Optional[Processes] = None
-        if cfg.processes:
-            self.procs = Processes(
-                top=cfg.process_top, ttl=3 * cfg.send_interval, systemctl=cfg.systemctl
-            )
-        self.probe_failures: Dict[str, str] = {}
-        self.problems_seen = log.problems
-        self.troubled = False
+        self.procs: Optional[Processes] = Processes.of(cfg) if cfg.processes else None
+        self.diagnosis = Diagnosis()
 
     # -- the collect side
 
@@ -119,8 +112,8 @@ class Agent:
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
         self.interval_started = now
-        events = self.watch(now, now_ms, points) if state == "alive" else []
-        events += self.diagnosis(now_ms)
+        events = self.procs.interval(now, now_ms, points) if self.procs and state == "alive" else []
+        events += self.diagnosis.events(now_ms)
         parts = chunks(points, MAX_POINTS_PER_BATCH)
         for part in parts:
             doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, state)
@@ -129,51 +122,6 @@ class Agent:
                 doc["events"], events = events, []
             self.put(doc, now_ms)
         return len(parts)
-
-    def watch(self, now: float, now_ms: int, points: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Process groups, services and their probes: points added to `points`, events out."""
-        if self.procs is None:
-            return []
-        try:
-            found, events, running = self.procs.collect(now, now_ms)
-        except Exception as exc:  # the host's own points go out whatever happens here
-            self.loop_errors += 1
-            log.exception("process metrics lost: %s", exc)
-            return []
-        points += found
-        for event in events:
-            s = running.get(event["service"])
-            if s is None:
-                continue
-            measurement, fields, failure = probe(s.name, s.ports, s.pids, self.cfg.nginx_status_url)
-            if measurement and fields:
-                tags = {"port": str(s.ports[0])} if s.ports else {}
-                points.append(
-                    {"measurement": measurement, "time": now_ms, "tags": tags, "fields": fields}
-                )
-            if failure:
-                event["description"] += "; " + failure
-                if self.probe_failures.get(s.name) != failure:
-                    log.info("%s", failure)
-            self.probe_failures[s.name] = failure or ""
-        return events
-
-    def diagnosis(self, now_ms: int) -> List[Dict[str, Any]]:
-        """The agent's own health as an event, when it changes: a warning carrying the last
-        problem logged (a reader failing, sends failing, batches dropped) for an interval
-        that had one, then `ok` for the first interval without."""
-        count = log.problems
-        if count != self.problems_seen:
-            text = "%d problem(s); last: %s" % (count - self.problems_seen, log.last_problem)
-            self.problems_seen, self.troubled = count, True
-            status = "warning"
-        elif self.troubled:
-            text, self.troubled, status = "no problems since the last interval", False, "ok"
-        else:
-            return []
-        return [
-            {"service": SELF_SERVICE, "status": status, "description": text[:1000], "time": now_ms}
-        ]
 
     def put(self, doc: Dict[str, Any], time_ms: Optional[int] = None) -> None:
         if self.on_batch:

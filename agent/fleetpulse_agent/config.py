@@ -147,11 +147,11 @@ SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "auth_backoff": ("600", _number(float, 0.01, 86400), "seconds"),
     "shutdown_timeout": ("10", _number(float, 0, 3600), "seconds"),
     "ec2_tags": ("true", _bool, "true or false"),
-    "imds_url": ("http://169.254.169.254", _url, "the instance metadata service's base URL"),
+    "imds_url": ("http://169.254.169.254", _url, "a URL"),
     "processes": ("true", _bool, "true or false"),
-    "process_top": ("10", _number(int, 0, 1000), "a whole number, 0 to 1000"),
-    "systemctl": ("systemctl", str, "the systemctl command, to tell a stop from a crash"),
-    "nginx_status_url": ("", _url, "nginx's stub_status URL (empty: found in its config)"),
+    "process_top": ("10", _number(int, 0, 1000), "0 to 1000"),
+    "systemctl": ("systemctl", str, "a command"),
+    "nginx_status_url": ("", _url, "a URL, or empty"),
     "log_level": ("info", _level, "debug, info, warning or error"),
 }
 

@@ -9,17 +9,25 @@ tags in metadata, which answer only when the instance allows it.
 
 from __future__ import annotations
 
-import http.client
 import json
+from types import SimpleNamespace
 
-from fleetpulse_agent.send import target
+from fleetpulse_agent.send import request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Dict, Optional
+    from typing import Dict
 
 IMDS_URL = "http://169.254.169.254"
-IMDS_TIMEOUT = 1.0
+# The agent's own HTTP client (no http.client: it costs memory), with 1 s for every step.
+IMDS_SETTINGS = SimpleNamespace(
+    connect_timeout=1.0,
+    tls_timeout=1.0,
+    read_timeout=1.0,
+    request_cap=3.0,
+    dns_fallback=[],
+    ca_file="",
+)
 # identity document key -> host tag
 IDENTITY = (
     ("instanceId", "instance_id"),
@@ -29,35 +37,23 @@ IDENTITY = (
     ("accountId", "account_id"),
     ("imageId", "ami_id"),
 )
-ASG_TAG = "/latest/meta-data/tags/instance/aws:autoscaling:groupName"
-
-
-def _request(url: str, method: str, path: str, headers: Dict[str, str]) -> Optional[bytes]:
-    t = target(url)
-    conn = http.client.HTTPConnection(t.host, t.port, timeout=IMDS_TIMEOUT)
-    try:
-        conn.request(method, t.path.rstrip("/") + path, headers=headers)
-        response = conn.getresponse()
-        body = response.read(65536)
-        return body if response.status == 200 else None
-    finally:
-        conn.close()
 
 
 def identity(url: str = IMDS_URL) -> Dict[str, str]:
     """Host tags from IMDSv2; empty when there is no metadata service (not on EC2)."""
+
+    def get(path: str, headers: Dict[str, str], method: str = "GET") -> bytes:
+        answer = request(method, url + path, b"", headers, IMDS_SETTINGS)
+        return answer.body if answer.status == 200 else b""
+
     try:
-        token = _request(
-            url, "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-        )
+        token = get("/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, "PUT")
         if not token:
             return {}
         auth = {"X-aws-ec2-metadata-token": token.decode()}
-        doc = json.loads(
-            _request(url, "GET", "/latest/dynamic/instance-identity/document", auth) or b"{}"
-        )
+        doc = json.loads(get("/latest/dynamic/instance-identity/document", auth) or b"{}")
         tags = {tag: str(doc[key])[:256] for key, tag in IDENTITY if doc.get(key)}
-        asg = _request(url, "GET", ASG_TAG, auth)
+        asg = get("/latest/meta-data/tags/instance/aws:autoscaling:groupName", auth)
         if asg:
             tags["asg"] = asg.decode(errors="replace")[:256]
         return tags

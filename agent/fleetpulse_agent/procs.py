@@ -20,6 +20,7 @@ import re
 import subprocess
 
 from fleetpulse_agent.log import log
+from fleetpulse_agent.probes import probe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
@@ -100,6 +101,16 @@ class Processes:
         self.prev: Dict[Tuple[int, int], int] = {}  # (pid, start time) -> CPU ticks
         self.prev_at: Optional[float] = None
         self.services: Dict[str, Service] = {}
+        self.probe_failures: Dict[str, str] = {}
+        self.nginx_url = ""  # nginx's stub_status URL; empty: found in its configuration
+        self.errors = 0
+
+    @classmethod
+    def of(cls, cfg: Any) -> Processes:
+        """The watcher the agent's settings ask for; service events live 3 send intervals."""
+        w = cls(top=cfg.process_top, ttl=3 * cfg.send_interval, systemctl=cfg.systemctl)
+        w.nginx_url = cfg.nginx_status_url
+        return w
 
     def _all_pids(self) -> List[int]:
         return [int(n) for n in os.listdir(self.proc) if n.isdigit()]
@@ -263,6 +274,36 @@ class Processes:
             s.gone = True
             events.append(self.event(name, "critical", name + " is gone", now_ms, None))
         return points, events, {n: s for n, s in self.services.items() if not s.gone}
+
+    def interval(
+        self, now: float, now_ms: int, points: List[Dict[str, Any]]
+    ) -> List[Dict[str, Any]]:
+        """`collect` (points added to `points`), then each running service probed: its
+        numbers as points of their own measurement (`redis`, `memcached`, `nginx`), a
+        failure as the reason on its event. Returns the events; never raises."""
+        try:
+            found, events, running = self.collect(now, now_ms)
+        except Exception as exc:  # the host's own points go out whatever happens here
+            self.errors += 1
+            log.exception("process metrics lost: %s", exc)
+            return []
+        points += found
+        for event in events:
+            s = running.get(event["service"])
+            if s is None:
+                continue
+            measurement, fields, failure = probe(s.name, s.ports, s.pids, self.nginx_url, self.proc)
+            if measurement and fields:
+                tags = {"port": str(s.ports[0])} if s.ports else {}
+                points.append(
+                    {"measurement": measurement, "time": now_ms, "tags": tags, "fields": fields}
+                )
+            if failure:
+                event["description"] += "; " + failure
+                if self.probe_failures.get(s.name) != failure:
+                    log.info("%s", failure)
+            self.probe_failures[s.name] = failure or ""
+        return events
 
     @staticmethod
     def event(

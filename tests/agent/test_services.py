@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fleetpulse_agent import probes
+from fleetpulse_agent.agent import Agent
 from fleetpulse_agent.procs import Processes
 from servers import (
     FakeSystemd,
@@ -216,3 +217,23 @@ def test_stub_status_is_found_in_included_files(tmp_path) -> None:
     )
     text = probes.nginx_config(["nginx:", "master", "process", "-c", str(tmp_path / "nginx.conf")])
     assert probes.stub_status_url(text) == "http://[::1]:8081/basic_status"
+
+
+def test_the_agent_sends_groups_services_and_probes_to_the_collector(
+    collector, make_cfg, redis, nginx
+) -> None:
+    cfg = make_cfg(collector.url, processes="true", process_top=2)
+    agent = Agent(cfg)
+    me = os.getpid()
+    agent.procs.list_pids = lambda: descendants(me)  # this test's servers, not the machine's
+    for _ in range(2):
+        agent.sample()
+        agent.cut()
+    agent.sender.send_pending()
+    events = {(e["service"], e["status"]) for e in collector.events}
+    assert {("redis-server", "ok"), ("nginx", "ok")} <= events
+    ttls = {e["ttl_ms"] for e in collector.events if e["service"] in ("redis-server", "nginx")}
+    assert ttls == {int(3 * cfg.send_interval * 1000)}
+    measured = {(m, dict(tags).get("name")) for _, m, tags, _ in collector.stored}
+    assert {("process", "redis-server"), ("process", "nginx"), ("redis", None)} <= measured
+    assert ("nginx", None) in measured  # stub_status found in the config nginx runs with
