@@ -116,6 +116,10 @@ def start_nginx(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     args = [binary, "-c", str(root / "nginx.conf"), "-p", str(root), "-e", str(root / "error.log")]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listening(port, process, "nginx")
+    for _ in range(500):  # the master listens before it forks its worker
+        if descendants(process.pid):
+            break
+        time.sleep(0.02)
     return process, port
 
 
