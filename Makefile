@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Debian packages the test suite uses (installed when missing; CI runs as root).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 # chromium: the status page is tested in a real headless browser (tests/browser).
-SYSTEM_PACKAGES ?= influxdb chromium
+SYSTEM_PACKAGES ?= influxdb chromium nginx-light redis-server memcached
 
 .PHONY: help run demo test venv lint typecheck unit agent clean system-deps deploy
 

@@ -7,18 +7,27 @@ a reason (returned, then logged and shown on the service's event), never a crash
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import socket
+from types import SimpleNamespace
 
-from fleetpulse_agent.send import target
+from fleetpulse_agent.send import request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
     from typing import Any, Dict, List, Optional, Tuple
 
 PROBE_TIMEOUT = 2.0
+# The agent's own HTTP client (http.client would cost the agent memory).
+PROBE_SETTINGS = SimpleNamespace(
+    connect_timeout=PROBE_TIMEOUT,
+    tls_timeout=PROBE_TIMEOUT,
+    read_timeout=PROBE_TIMEOUT,
+    request_cap=3 * PROBE_TIMEOUT,
+    dns_fallback=[],
+    ca_file="",
+)
 REDIS_FIELDS = {
     "connected_clients": "clients",
     "blocked_clients": "blocked_clients",
@@ -105,19 +114,11 @@ def memcached(port: int) -> Dict[str, Any]:
 
 def nginx(url: str) -> Dict[str, Any]:
     """Fields from nginx `stub_status` at `url`; raises on any failure."""
-    import http.client
-
-    t = target(url)
-    conn = http.client.HTTPConnection(t.host, t.port, timeout=PROBE_TIMEOUT)
-    try:
-        conn.request("GET", t.path)
-        response = conn.getresponse()
-        body = response.read(4096)
-    finally:
-        conn.close()
+    answer = request("GET", url, b"", {}, PROBE_SETTINGS)
+    body = answer.body
     m = _STUB_RE.search(body)
-    if response.status != 200 or not m:
-        raise ValueError("%s answered %d, not a stub_status page" % (url, response.status))
+    if answer.status != 200 or not m:
+        raise ValueError("%s answered %d, not a stub_status page" % (url, answer.status))
     names = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
     return dict(zip(names, (int(v) for v in m.groups())))
 
@@ -134,6 +135,8 @@ def nginx_config(cmdline: List[str]) -> str:
 
 
 def _inline(path: str, prefix: str, depth: int) -> str:
+    import glob  # nginx without a configured URL only
+
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     if depth > 3:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 from fleetpulse_agent.log import log
 from fleetpulse_agent.probes import probe
@@ -197,6 +196,8 @@ class Processes:
     def stopped_on_purpose(self, service: Service) -> Optional[str]:
         """What systemd says when it stopped the service's unit cleanly; None otherwise
         (failed, restarting, no unit, no systemd)."""
+        import subprocess  # only when a service vanished: it costs memory
+
         units = [service.unit] if service.unit else []
         units += [u + ".service" for u in UNITS.get(service.name, (service.name,))]
         for unit in units:
@@ -254,9 +255,10 @@ class Processes:
                 s = self.services[name] = Service(name)
                 log.info("service discovered: %s (%d processes)", name, len(g.pids))
             s.gone = False
+            if s.pids != g.pids or not s.ports:  # new processes, or not listening yet
+                s.unit = self.unit_of(g.pids) or s.unit
+                s.ports = self.ports(g.pids, listening)
             s.pids = g.pids
-            s.unit = self.unit_of(g.pids) or s.unit
-            s.ports = self.ports(g.pids, listening)
             text = "%d processes" % len(g.pids)
             if s.ports:
                 text += ", listening on " + ", ".join(str(p) for p in s.ports)

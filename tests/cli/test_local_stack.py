@@ -361,7 +361,8 @@ def test_ec2_events_on_the_local_bus_retire_and_pause_hosts_without_a_page(
         until(lambda: hosts(stack)["web-1"]["state"] == "paused")
         # All three fall silent; only the one EC2 said nothing about pages.
         down = stack.inbox.wait_for(lambda n: n.status == "firing", timeout=20)
-        assert down is not None and down.host == "crash-1"
+        assert down is not None
+        assert down.host == "crash-1"
         assert {n.host for n in stack.inbox.notices} == {"crash-1"}
         assert {h: v["state"] for h, v in hosts(stack).items()} == {
             "spot-1": "retired",
