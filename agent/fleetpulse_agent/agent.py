@@ -112,7 +112,7 @@ class Agent:
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
         self.interval_started = now
-        events = self.procs.interval(now, now_ms, points) if self.procs and state == "alive" else []
+        events = self.procs.take(points) if self.procs and state == "alive" else []
         events += self.diagnosis.events(now_ms)
         parts = chunks(points, MAX_POINTS_PER_BATCH)
         for part in parts:
@@ -132,7 +132,7 @@ class Agent:
     # -- the daemon
 
     def start(self) -> None:
-        """Open the statsd listener and start the sender thread."""
+        """Open the statsd listener; start the sender thread and the process watcher's."""
         if self.cfg.statsd:
             try:
                 self.server = StatsdServer(self.cfg.statsd, self.statsd).start()
@@ -141,6 +141,8 @@ class Agent:
                 log.error("statsd listener on %s:%d not started: %s", *self.cfg.statsd, exc)
         self.sender_thread = threading.Thread(target=self._send_loop, name="sender", daemon=True)
         self.sender_thread.start()
+        if self.procs:
+            self.procs.start(self.stopping)
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():

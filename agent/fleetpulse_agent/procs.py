@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 
 from fleetpulse_agent.log import log
 from fleetpulse_agent.probes import probe
@@ -102,14 +104,52 @@ class Processes:
         self.services: Dict[str, Service] = {}
         self.probe_failures: Dict[str, str] = {}
         self.nginx_url = ""  # nginx's stub_status URL; empty: found in its configuration
+        self.every = 60.0
+        self.thread: Optional[threading.Thread] = None
+        self.lock = threading.Lock()
+        self.ready: List[Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]] = []
         self.errors = 0
 
     @classmethod
     def of(cls, cfg: Any) -> Processes:
-        """The watcher the agent's settings ask for; service events live 3 send intervals."""
+        """The watcher the agent's settings ask for: once per send interval, service
+        events living 3 send intervals."""
         w = cls(top=cfg.process_top, ttl=3 * cfg.send_interval, systemctl=cfg.systemctl)
         w.nginx_url = cfg.nginx_status_url
+        w.every = cfg.send_interval
         return w
+
+    # -- in the agent: a thread of its own, so a slow probe never delays a sample
+
+    def start(self, stopping: threading.Event) -> None:
+        """Watch once per `every` seconds in a daemon thread until `stopping` is set."""
+
+        def loop() -> None:
+            while not stopping.is_set():
+                self.watch()
+                stopping.wait(self.every)
+
+        self.thread = threading.Thread(target=loop, name="processes", daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        points: List[Dict[str, Any]] = []
+        events = self.interval(time.monotonic(), int(time.time() * 1000), points)
+        with self.lock:
+            self.ready.append((points, events))
+
+    def take(self, points: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """What the watcher found since the last call: points added to `points`, events
+        returned. Without the thread (`once`), one watch now."""
+        if self.thread is None:
+            self.watch()
+        with self.lock:
+            ready, self.ready = self.ready, []
+        events = []
+        for found, said in ready:
+            points += found
+            events += said
+        return events
 
     def _all_pids(self) -> List[int]:
         return [int(n) for n in os.listdir(self.proc) if n.isdigit()]

@@ -7,6 +7,7 @@ programs on the machine, other tests' servers among them, are not this test's to
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -237,3 +238,31 @@ def test_the_agent_sends_groups_services_and_probes_to_the_collector(
     measured = {(m, dict(tags).get("name")) for _, m, tags, _ in collector.stored}
     assert {("process", "redis-server"), ("process", "nginx"), ("redis", None)} <= measured
     assert ("nginx", None) in measured  # stub_status found in the config nginx runs with
+
+
+def test_the_daemon_watches_in_a_thread_of_its_own_and_cuts_take_what_it_found(
+    collector, make_cfg, redis
+) -> None:
+    cfg = make_cfg(collector.url, processes="true", send_interval=0.5, sample_interval=0.1)
+    agent = Agent(cfg)
+    me = os.getpid()
+    agent.procs.list_pids = lambda: descendants(me)
+    redis[0].send_signal(signal.SIGSTOP)  # its probe now waits for an answer that never comes
+    try:
+        agent.start()
+        assert agent.procs.thread is not None
+        assert agent.procs.thread.name == "processes"
+        agent.sample()
+        agent.cut()  # does not wait for the watcher
+        for _ in range(200):
+            if agent.procs.ready:
+                break
+            time.sleep(0.05)
+        agent.cut()
+        agent.sender.send_pending()
+    finally:
+        redis[0].send_signal(signal.SIGCONT)
+        agent.stop()
+    [event] = [e for e in collector.events if e["service"] == "redis-server"]
+    assert event["status"] == "ok"
+    assert "redis-server probe failed: timed out" in event["description"]
