@@ -449,6 +449,9 @@ class LocalStack:
                 "FLEETPULSE_SHUTDOWN_TIMEOUT": "5",
                 "FLEETPULSE_EC2_TAGS": "false",
                 "FLEETPULSE_DNS_FALLBACK": "",
+                # A workstation starts and stops its services all day: "redis-server is
+                # gone" pages would drown everything else. FLEETPULSE_PROCESSES=true asks.
+                "FLEETPULSE_PROCESSES": os.environ.get("FLEETPULSE_PROCESSES", "false"),
                 "FLEETPULSE_STACK_PID": str(os.getpid()),
             }
         )
