@@ -19,6 +19,7 @@ from chalice import (  # type: ignore[attr-defined]
 )
 from chalice.app import CloudWatchEvent, Request, SNSEvent
 
+from chalicelib.core.lifecycle import EVENT_PATTERN as EC2_LIFECYCLE_PATTERN
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
@@ -224,6 +225,15 @@ def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
     report = svc.alerting.evaluate(svc.clock())
     for name, value in report.metrics().items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return report.as_json()
+
+
+# EC2 lifecycle: a terminated instance is retired, a stopped one paused, without a page.
+@app.on_cw_event(EC2_LIFECYCLE_PATTERN, name="ec2_lifecycle")
+def ec2_lifecycle(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.lifecycle.handle(event.to_dict(), svc.clock())
+    metrics.add_metric(name="HostsEndedByEC2", unit=MetricUnit.Count, value=len(report.ended))
     return report.as_json()
 
 

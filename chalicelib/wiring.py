@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
     from chalicelib.services.jobs import JobService
+    from chalicelib.services.lifecycle import LifecycleService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.remote_write import RemoteWriteIngest
@@ -290,6 +291,15 @@ class Services:
         from chalicelib.services.jobs import JobService
 
         return JobService(self.job_store, lambda: self.metric_store, lambda: self.authenticator)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from chalicelib.adapters.dynamodb_instances import DynamoDBInstanceDirectory
+        from chalicelib.services.lifecycle import LifecycleService
+
+        return LifecycleService(
+            DynamoDBInstanceDirectory(self.clients.get("dynamodb"), self.settings.hosts_table)
+        )
 
     @cached_property
     def silences(self) -> SilenceService:

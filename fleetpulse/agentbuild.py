@@ -63,6 +63,10 @@ BUNDLE_ORDER = (
     "send",
     "deliver",
     "statsd",
+    "diagnose",
+    "imds",
+    "probes",
+    "procs",
     "agent",
     "jobs",
     "status",
@@ -164,6 +168,10 @@ LEFT_OUT = {
         "    out('this build of the agent has no status command: use the zipapp `make agent` builds')\n"
         "    return 2\n"
     ),
+    # Process metrics and service discovery: no watcher, so no probes either.
+    "procs": "class Processes:\n    def of(cfg):\n        return None\n",
+    "diagnose": "class Diagnosis:\n    def events(self, now_ms):\n        return []\n",
+    "probes": "",
 }
 
 

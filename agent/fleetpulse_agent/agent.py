@@ -7,7 +7,6 @@ loop lets an exception out: each failure is logged with its reason and counted.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -15,7 +14,10 @@ import time
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
 from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
+from fleetpulse_agent.diagnose import Diagnosis
+from fleetpulse_agent.imds import identity
 from fleetpulse_agent.log import log
+from fleetpulse_agent.procs import Processes
 from fleetpulse_agent.send import Response, SendError
 from fleetpulse_agent.spool import Spool
 from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
@@ -26,28 +28,10 @@ if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is n
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
-EC2_INSTANCE_DATA = "/run/cloud-init/instance-data.json"
-
-
-def ec2_tags(path: str = EC2_INSTANCE_DATA) -> Dict[str, str]:
-    """Instance id, zone and region from what cloud-init already wrote (no network call)."""
-    try:
-        with open(path) as f:
-            v1 = json.load(f).get("v1") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    if v1.get("cloud_name") != "aws":
-        return {}
-    found = (
-        ("instance_id", v1.get("instance_id")),
-        ("az", v1.get("availability_zone")),
-        ("region", v1.get("region")),
-    )
-    return {k: str(v)[:256] for k, v in found if v}
 
 
 def host_tags(cfg: Any) -> Dict[str, str]:
-    tags = ec2_tags() if cfg.ec2_tags else {}
+    tags = identity(cfg.imds_url) if cfg.ec2_tags and cfg.imds_url else {}
     tags.update(cfg.tags)
     return tags
 
@@ -82,6 +66,8 @@ class Agent:
         self.loop_errors = 0
         self.interval_started = monotonic()
         self.on_batch = on_batch  # tests watch every batch that enters the spool
+        self.procs: Optional[Processes] = Processes.of(cfg) if cfg.processes else None
+        self.diagnosis = Diagnosis()
 
     # -- the collect side
 
@@ -126,10 +112,14 @@ class Agent:
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
         self.interval_started = now
+        events = self.procs.take(points) if self.procs and state == "alive" else []
+        events += self.diagnosis.events(now_ms)
         parts = chunks(points, MAX_POINTS_PER_BATCH)
         for part in parts:
             doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, state)
             doc["points"] = part
+            if events:
+                doc["events"], events = events, []
             self.put(doc, now_ms)
         return len(parts)
 
@@ -142,7 +132,7 @@ class Agent:
     # -- the daemon
 
     def start(self) -> None:
-        """Open the statsd listener and start the sender thread."""
+        """Open the statsd listener; start the sender thread and the process watcher's."""
         if self.cfg.statsd:
             try:
                 self.server = StatsdServer(self.cfg.statsd, self.statsd).start()
@@ -151,6 +141,8 @@ class Agent:
                 log.error("statsd listener on %s:%d not started: %s", *self.cfg.statsd, exc)
         self.sender_thread = threading.Thread(target=self._send_loop, name="sender", daemon=True)
         self.sender_thread.start()
+        if self.procs:
+            self.procs.start(self.stopping)
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():

@@ -139,13 +139,20 @@ SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "tls_timeout": ("10", _number(float, 0.01, 600), "seconds"),
     "read_timeout": ("60", _number(float, 0.01, 3600), "seconds"),
     "request_cap": ("300", _number(float, 0.01, 86400), "seconds"),
-    "dns_fallback": ("1.1.1.1,8.8.8.8", _resolvers, "comma-separated ip[:port] resolvers"),
+    # The VPC's resolver (the Route 53 Resolver at 169.254.169.253) answers in every VPC;
+    # public resolvers only when configured.
+    "dns_fallback": ("169.254.169.253", _resolvers, "comma-separated ip[:port] resolvers"),
     "ca_file": ("", str, "a path to a PEM CA bundle, or empty for the system's"),
     "retry_base": ("1", _number(float, 0.001, 3600), "seconds"),
     "max_backoff": ("300", _number(float, 0.01, 86400), "seconds"),
     "auth_backoff": ("600", _number(float, 0.01, 86400), "seconds"),
     "shutdown_timeout": ("10", _number(float, 0, 3600), "seconds"),
     "ec2_tags": ("true", _bool, "true or false"),
+    "imds_url": ("http://169.254.169.254", _url, "a URL"),
+    "processes": ("true", _bool, "true or false"),
+    "process_top": ("10", _number(int, 0, 1000), "0 to 1000"),
+    "systemctl": ("systemctl", str, "a command"),
+    "nginx_status_url": ("", _url, "a URL, or empty"),
     "log_level": ("info", _level, "debug, info, warning or error"),
 }
 

@@ -26,6 +26,7 @@ from chalicelib.core.hosts import (
     ServiceLatest,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
+from chalicelib.core.lifecycle import INSTANCE_TAG, LIFECYCLE_ATTRIBUTE
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.silences import Silence, silence_from_json
 from chalicelib.core.tokens import Scope, TokenRecord
@@ -530,6 +531,7 @@ def snapshot_from_item(
         agent_name=agent_name,
         agent_version=agent_version,
         retired_at=_ms_instant(item.get("retired_at")),
+        lifecycle=item.get(LIFECYCLE_ATTRIBUTE, {}).get("S"),
         series=series,
         services=services,
         history=tuple(ring),
@@ -550,6 +552,9 @@ def _host_assignments(
         base.append(("set", "interval_s", update.interval_s))
     if update.tags:
         base.append(("set", "tags", update.tags))
+        if update.tags.get(INSTANCE_TAG):  # the key of the instance_id index
+            base.append(("set", INSTANCE_TAG, update.tags[INSTANCE_TAG]))
+    base.append(("remove", LIFECYCLE_ATTRIBUTE, None))  # a host that posts is back
     if update.agent_name is not None:
         base.append(("set", "agent_name", update.agent_name))
         base.append(("set", "agent_version", update.agent_version or ""))

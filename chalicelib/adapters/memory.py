@@ -157,6 +157,22 @@ class InMemoryHostStore:
                 del item[name]
             return True
 
+    # InstanceDirectory: the same store, looked up by the instance_id attribute.
+    def hosts_of(self, instance_id: str) -> list[str]:
+        with self._lock:
+            return sorted(h for h, i in self.items.items() if i.get("instance_id") == instance_id)
+
+    def end(self, host: str, instance_id: str, state: HostState, reason: str, at: datetime) -> bool:
+        with self._lock:
+            item = self.items.get(host)
+            if item is None or item.get("instance_id") != instance_id:
+                return False
+            item["state"] = state.value
+            item["lifecycle"] = reason
+            if state is HostState.RETIRED:
+                item.setdefault("retired_at", _ms(at))
+            return True
+
     def record(self, update: HostUpdate) -> None:
         item = self.items.setdefault(update.host, {"host": update.host})
         seen = int(update.seen_at.timestamp() * 1000)
@@ -167,6 +183,9 @@ class InMemoryHostStore:
             item["interval_s"] = update.interval_s
         if update.tags:
             item["tags"] = dict(update.tags)
+            if update.tags.get("instance_id"):
+                item["instance_id"] = update.tags["instance_id"]
+        item.pop("lifecycle", None)
         if update.agent_name is not None:
             item["agent_name"] = update.agent_name
             item["agent_version"] = update.agent_version or ""
@@ -221,6 +240,7 @@ def _snapshot(item: dict[str, Any], history: bool = False) -> HostSnapshot:
         agent_name=item.get("agent_name"),
         agent_version=item.get("agent_version"),
         retired_at=_at(item["retired_at"]) if "retired_at" in item else None,
+        lifecycle=item.get("lifecycle"),
         series=series,
         services=services,
         history=ring,

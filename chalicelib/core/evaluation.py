@@ -153,6 +153,9 @@ def evaluate(
         if status is HostStatus.RETIRED:
             if now - h.last_seen_at >= policy.retired_retention:
                 host_changes.append(HostChange(HostAction.FORGET, h.host, h.last_seen_at))
+            if h.lifecycle and h.host in hosts_with_alerts:
+                # Retired by EC2: the heartbeat alert resolves saying why (core/lifecycle.py).
+                obs[heartbeat_alert_id(h.host)] = _heartbeat_obs(h, grace, policy, now, False)
             continue
         hb_id = heartbeat_alert_id(h.host)
         hb_record = alerts.get(hb_id) if h.host in hosts_with_alerts else None
@@ -418,7 +421,13 @@ def _heartbeat_obs(
         host=h.host,
         rule=HEARTBEAT_RULE,
         severity=heartbeat.severity if breaching else None,
-        summary=heartbeat.summary.render(values) if breaching else f"{h.host} is reporting again",
+        summary=(
+            heartbeat.summary.render(values)
+            if breaching
+            else f"{h.host}: {h.lifecycle}"
+            if h.lifecycle
+            else f"{h.host} is reporting again"
+        ),
         description=(
             f"last seen {values['last_seen_at']}; expected every {values['period']}, "
             f"down after {format_duration(h.interval + grace)} of silence"

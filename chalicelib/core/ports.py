@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the ports only name these types; importing them costs cold 
     from chalicelib.core.alert_message import AlertMessage
     from chalicelib.core.alerts import AlertRecord
     from chalicelib.core.heartbeats import HostSnapshot
-    from chalicelib.core.hosts import HostUpdate
+    from chalicelib.core.hosts import HostState, HostUpdate
     from chalicelib.core.models import HostReport, Rejection
     from chalicelib.core.notify import (
         Channel,
@@ -95,6 +95,19 @@ class HostStore(Protocol):
 
     def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
         """Remove stale latest values if they still carry the times read (key -> time_ms)."""
+        ...
+
+
+class InstanceDirectory(Protocol):
+    """Hosts by EC2 instance id (the `instance_id` host tag), for lifecycle events."""
+
+    def hosts_of(self, instance_id: str) -> list[str]:
+        """The hosts whose latest post carried this instance id, in one request (no Scan)."""
+        ...
+
+    def end(self, host: str, instance_id: str, state: HostState, reason: str, at: datetime) -> bool:
+        """Set the host's state (retired or paused, at `at`) with the reason, if it still
+        belongs to the instance; False when it does not (another instance took the name)."""
         ...
 
 

@@ -3,8 +3,8 @@ code makes, and nothing it does not make.
 
 Every boto3 client the app creates records each call it sends (a botocore event hook), while
 one scenario walks every path: ingest as JSON and as line protocol (with the token's
-last-used touch), the evaluation with transitions, reminders, pruning, forgetting and
-silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
+last-used touch), an EC2 lifecycle event, the evaluation with transitions, reminders, pruning,
+forgetting and silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
 store reading its token from SSM. Each call is mapped to the IAM action and resource ARN it
 is authorised as, then checked against each stage's policy file. The operator's command
 (`fleetpulse ...`, the setup below) runs with the operator's credentials, not this policy.
@@ -99,7 +99,7 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
                 for kind, body in item.items()
             ]
         table = f"table/{params['TableName']}"
-        if params.get("IndexName"):  # a Query on an index is authorised on the index
+        if params.get("IndexName"):  # a Query on an index is authorised on the index's ARN
             table += f"/index/{params['IndexName']}"
         return [Call(f"dynamodb:{operation}", arn + table)]
     if prefix == "sns" and operation == "Publish":
@@ -201,6 +201,14 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         minute = timedelta(minutes=1)
         stack.post("web-1", disk=97.0, events=[{"service": "backup", "status": "ok", "ttl": 60000}])
         stack.post("db-1", heartbeat={"state": "shutdown"})
+        stack.post("spot-1", tags={"instance_id": "i-0abc"})
+        terminated = client.events.generate_cw_event(
+            source="aws.ec2",
+            detail_type="EC2 Instance State-change Notification",
+            detail={"instance-id": "i-0abc", "state": "terminated"},
+            resources=[],
+        )
+        assert client.lambda_.invoke("ec2_lifecycle", terminated).payload["ended"] == ["spot-1"]
         for _ in range(5):  # pending, firing, a reminder
             clock.advance(minute)
             stack.post("web-1", disk=97.0)
