@@ -13,6 +13,7 @@ import threading
 import time
 
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
+from fleetpulse_agent.checks import CheckRunner, agent_deliver
 from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
 from fleetpulse_agent.log import log
@@ -22,7 +23,9 @@ from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, List, Optional
+
+    from fleetpulse_agent.checks import Check
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
@@ -64,6 +67,7 @@ class Agent:
         collector: Optional[Collector] = None,
         post: Optional[Callable[[bytes], Response]] = None,
         on_batch: Optional[Callable[[Dict[str, Any]], None]] = None,
+        checks: Optional[List[Check]] = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -82,6 +86,8 @@ class Agent:
         self.loop_errors = 0
         self.interval_started = monotonic()
         self.on_batch = on_batch  # tests watch every batch that enters the spool
+        # Exec checks run in a thread of their own: a hung plugin never delays a sample.
+        self.checks = CheckRunner(checks, agent_deliver(self), clock, monotonic) if checks else None
 
     # -- the collect side
 
@@ -151,6 +157,8 @@ class Agent:
                 log.error("statsd listener on %s:%d not started: %s", *self.cfg.statsd, exc)
         self.sender_thread = threading.Thread(target=self._send_loop, name="sender", daemon=True)
         self.sender_thread.start()
+        if self.checks:
+            self.checks.start()
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():
@@ -206,6 +214,8 @@ class Agent:
         self.wake.set()
         if self.server:
             self.server.stop()
+        if self.checks:
+            self.checks.stop()
         try:
             self.sample()
             self.cut("shutdown")
@@ -239,8 +249,10 @@ class Agent:
 
     def once(self, budget: float) -> bool:
         """One cycle: sample twice a second apart (rates need two readings), spool, send
-        the backlog. True when the spool is empty afterwards.
+        the backlog (and any exec checks, run once). True when the spool is empty afterwards.
         """
+        if self.checks:
+            self.checks.once()
         self.sample()
         time.sleep(min(1.0, self.cfg.sample_interval))
         self.aggregator.flush()  # the first reading only primed the counters

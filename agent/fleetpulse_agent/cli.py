@@ -1,4 +1,4 @@
-"""The `fleetpulse-agent` command: run, once, status, event, install.
+"""The `fleetpulse-agent` command: run, once, status, event, check, install.
 
 Exit status: 0 success; 1 failure (status: a check failed; once: batches are
 still waiting in the spool); 2 unusable configuration or arguments; 3 (event)
@@ -14,6 +14,7 @@ import time
 from types import SimpleNamespace
 
 from fleetpulse_agent import AGENT_NAME, __version__
+from fleetpulse_agent.checks import check_now, load_checks
 from fleetpulse_agent.config import DEFAULT_PATH, ConfigError, load, valid_name
 from fleetpulse_agent.log import log
 
@@ -51,6 +52,7 @@ COMMANDS: Dict[str, Dict[str, Tuple[Any, Any]]] = {
         "--tag": (LIST, None),
         "--timeout": (float, 10.0),
     },
+    "check": {"--name": (TEXT, REQUIRED)},  # or NAME alone
     "install": {
         "--url": (TEXT, None),
         "--token": (TEXT, None),
@@ -80,6 +82,8 @@ HELP = {
     "event --value": "a number to go with the event",
     "event --tag": "a label (repeatable)",
     "event --timeout": "seconds to try delivering now (default 10)",
+    "check": "run one [check:NAME] now; print the event and the point it would send",
+    "check --name": "the check's NAME (also without --name: check NAME)",
     "install": "install the agent, its config and a systemd unit, and start it",
     "install --url": "collector base URL",
     "install --token": "ingest token",
@@ -148,6 +152,8 @@ def parse_args(argv: List[str]) -> SimpleNamespace:
                 raise UsageError(
                     "%s %r: %s" % (name, value, str(exc) or "not a valid value")
                 ) from None
+        elif args.get("name", 0) is None and item[:1] != "-":
+            args["name"] = item  # `check NAME`
         else:
             raise UsageError("unknown argument %r" % item)
     if args["command"] is None:
@@ -175,7 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             setup_logging("info")
             return install(args)
-        cfg = load(args.config)
+        cfg = load(args.config, require_url=args.command != "check")
+        checks = load_checks(cfg) if args.command in ("run", "once", "check") else []
     except ConfigError as exc:
         print("%s: %s" % (AGENT_NAME, exc), file=sys.stderr)
         return 2
@@ -186,13 +193,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command in ("once", "event") and not args.verbose:
         level = "warning" if level in ("debug", "info") else level  # cron mails whatever is printed
     setup_logging(level)
+    if args.command == "check":
+        return check_now(checks, args.name)
     if args.command == "status":
         from fleetpulse_agent.status import report
 
         return report(cfg, check_network=not getattr(args, "offline", False))
     from fleetpulse_agent.agent import Agent
 
-    agent = Agent(cfg)
+    agent = Agent(cfg, checks=checks)
     if args.command == "run":
         agent.run()
         return 0
