@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 # Debian packages the test suite uses (installed when missing; CI runs as root).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 # chromium: the status page is tested in a real headless browser (tests/browser).
-SYSTEM_PACKAGES ?= influxdb chromium
+# monitoring-plugins-basic: the agent's exec checks run the real Nagios plugins.
+SYSTEM_PACKAGES ?= influxdb chromium monitoring-plugins-basic
 
 .PHONY: help run demo test venv lint typecheck unit agent clean system-deps deploy
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import os
 import re
 import signal
@@ -50,6 +51,9 @@ OUTPUT_CAP = 8192  # bytes of a plugin's stdout kept; the rest is read and dropp
 STDERR_CAP = 1024
 DESCRIPTION_BYTES = 1024  # the collector's limit on an event description
 MAX_FIELDS = 200  # the collector's limit on a point's fields
+# The fields' share of a Timestream record (2 KB with its tags), counted the way the
+# store counts it: name bytes plus the value's text.
+FIELD_BYTES = 1200
 MAX_LABEL = 100  # leaves room for the threshold suffixes within a 128-byte field name
 # The point's own fields and tags: a perfdata label with one of these names gets a `_` first.
 OWN_NAMES = ("status", "duration", "check", "type")
@@ -74,6 +78,7 @@ UNITS = {
 for _unit in ("K", "M", "G", "T", "P"):
     UNITS[_unit + "iB"] = UNITS[_unit + "B"]
     UNITS[_unit.lower() + "B"] = UNITS[_unit + "B"]
+UNIT_RE = re.compile(r"[A-Za-z%\u00b5/]*\Z")
 NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 FIELD_CHARS_RE = re.compile(r"[^A-Za-z0-9_./-]")
 KEYS = ("command", "interval", "timeout")
@@ -217,17 +222,14 @@ def _threshold(raw: str, scale: float, key: str, fields: Dict[str, float]) -> st
     low, colon, high = raw.rpartition(":")
     if not colon:
         low, high = "", raw
-    if low in ("", "~"):
-        low = ""
-    elif NUMBER_RE.fullmatch(low):
-        fields[key + "_low"] = float(low) * scale
-    else:
-        return "range %r is not a number or start:end" % raw
-    if high:
-        if not NUMBER_RE.fullmatch(high):
-            fields.pop(key + "_low", None)
+    found = {}
+    for end, name in ((low, key + "_low"), (high, key)):
+        if end in ("", "~"):  # no end: minus or plus infinity
+            continue
+        if not NUMBER_RE.fullmatch(end) or not math.isfinite(float(end) * scale):
             return "range %r is not a number or start:end" % raw
-        fields[key] = float(high) * scale
+        found[name] = float(end) * scale
+    fields.update(found)
     return ""
 
 
@@ -243,8 +245,13 @@ def parse_perfdatum(label: str, data: str) -> Tuple[Dict[str, float], List[str]]
         what = "undetermined (U)" if parts[0] == "U" else "not a number"
         return {}, ["%r=%s: the value is %s" % (label, data, what)]
     unit = parts[0][m.end() :]
+    if not UNIT_RE.match(unit):
+        return {}, ["%r=%s: %r is not a unit of measure" % (label, data, unit)]
     scale = UNITS.get(unit, 1.0)  # another unit is kept as the plugin wrote it
-    fields = {name: float(m.group()) * scale}
+    value = float(m.group()) * scale
+    if not math.isfinite(value):
+        return {}, ["%r=%s: the value is out of range" % (label, data)]
+    fields = {name: value}
     reasons = []
     for index, suffix in ((1, ".warn"), (2, ".crit")):
         if len(parts) > index:
@@ -253,11 +260,25 @@ def parse_perfdatum(label: str, data: str) -> Tuple[Dict[str, float], List[str]]
                 reasons.append("%r=%s: %s" % (label, data, reason))
     for index, suffix in ((3, ".min"), (4, ".max")):
         raw = parts[index].strip() if len(parts) > index else ""
-        if raw and NUMBER_RE.fullmatch(raw):
+        if raw and NUMBER_RE.fullmatch(raw) and math.isfinite(float(raw) * scale):
             fields[name + suffix] = float(raw) * scale
         elif raw:
             reasons.append("%r=%s: %s %r is not a number" % (label, data, suffix[1:], raw))
     return fields, reasons
+
+
+def _quoted(text: str, i: int) -> Tuple[str, int]:
+    """The label quoted at text[i] (`''` is a quote) and where it ends; -1 if never closed."""
+    label, j = "", i + 1
+    while True:
+        close = text.find("'", j)
+        if close < 0:
+            return "", -1
+        label += text[j:close]
+        if text[close + 1 : close + 2] != "'":
+            return label, close + 1
+        label += "'"
+        j = close + 2
 
 
 def parse_perfdata(text: str) -> Tuple[Dict[str, float], List[str]]:
@@ -265,9 +286,11 @@ def parse_perfdata(text: str) -> Tuple[Dict[str, float], List[str]]:
     the reasons for what was skipped. Never raises.
 
     A label may be quoted with single quotes (it then may hold spaces; `''` is a
-    quote). The first label that maps to a field name wins.
+    quote). The first label that maps to a field name wins. Values come first in
+    the result, thresholds and bounds after them.
     """
     fields: Dict[str, float] = {}
+    extra: Dict[str, float] = {}
     reasons: List[str] = []
     seen: Dict[str, str] = {}
     i, n = 0, len(text)
@@ -275,41 +298,25 @@ def parse_perfdata(text: str) -> Tuple[Dict[str, float], List[str]]:
         if text[i].isspace():
             i += 1
             continue
-        if text[i] == "'":
-            label, j = "", i + 1
-            while True:
-                close = text.find("'", j)
-                if close < 0:
-                    reasons.append("%r: the quoted label is not closed" % text[i:][:60])
-                    return fields, reasons
-                label += text[j:close]
-                if text[close + 1 : close + 2] == "'":
-                    label += "'"
-                    j = close + 2
-                    continue
-                j = close + 1
-                break
-            end = j
-            while end < n and not text[end].isspace():
-                end += 1
-            token = text[i:end]
-            rest = text[j:end]
-            if not rest.startswith("="):
+        quoted = text[i] == "'"
+        label, j = _quoted(text, i) if quoted else ("", i)
+        if j < 0:
+            reasons.append("%r: the quoted label is not closed" % text[i : i + 60])
+            break  # what follows cannot be told apart from the label
+        end = j
+        while end < n and not text[end].isspace():
+            end += 1
+        token, i = text[i:end], end
+        if quoted:  # `=value` must follow the closing quote at once
+            if text[j : j + 1] != "=":
                 reasons.append("%r: expected = after the quoted label" % token[:60])
-                i = end
                 continue
-            data = rest[1:]
+            data = text[j + 1 : end]
         else:
-            end = i
-            while end < n and not text[end].isspace():
-                end += 1
-            token = text[i:end]
             label, eq, data = token.partition("=")
             if not eq:
                 reasons.append("%r: expected label=value" % token[:60])
-                i = end
                 continue
-        i = end
         if not label or len(label) > MAX_LABEL:
             reasons.append("%r: the label must be 1 to %d characters" % (token[:60], MAX_LABEL))
             continue
@@ -319,12 +326,14 @@ def parse_perfdata(text: str) -> Tuple[Dict[str, float], List[str]]:
             continue
         found, why = parse_perfdatum(label, data)
         reasons.extend(why)
-        clash = [k for k in found if k in fields]
+        clash = [k for k in found if k in fields or k in extra]
         if clash:
             reasons.append("%r: field %r is already taken" % (token[:60], clash[0]))
         elif found:
             seen[name] = label
-            fields.update(found)
+            fields[name] = found.pop(name)
+            extra.update(found)
+    fields.update(extra)
     return fields, reasons
 
 
@@ -420,13 +429,18 @@ def run_result(
         "time": time_ms,
         "ttl": round(3 * check.interval * 1000),
     }
-    own = {"status": int(status), "duration": round(duration, 6)}
-    if len(fields) > MAX_FIELDS - len(own):
-        extra = sorted(fields)[MAX_FIELDS - len(own) :]
-        reasons.append("%d fields over the limit of %d left out" % (len(extra), MAX_FIELDS))
-        for key in extra:
-            del fields[key]
-    own.update(fields)
+    own: Dict[str, float] = {"status": int(status), "duration": round(duration, 6)}
+    size = sum(len(k) + len(repr(v)) for k, v in own.items())
+    keys = list(fields)
+    for k, key in enumerate(keys):
+        size += len(key) + len(repr(fields[key]))
+        if size > FIELD_BYTES or len(own) == MAX_FIELDS:
+            reasons.append(
+                "%d fields from %r on left out: a point holds %d fields and %d bytes of them"
+                % (len(keys) - k, key, MAX_FIELDS, FIELD_BYTES)
+            )
+            break
+        own[key] = fields[key]
     point = {
         "measurement": MEASUREMENT,
         "time": time_ms,
