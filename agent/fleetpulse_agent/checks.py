@@ -401,11 +401,9 @@ def run_result(
     """
     text = out.decode("utf-8", "replace")
     first_err = err.decode("utf-8", "replace").strip().partition("\n")[0]
-    fields: Dict[str, float] = {}
-    reasons: List[str] = []
-    description = ""
-    if code is not None and code >= 0:
-        description, fields, reasons = parse_output(text)
+    description, fields, reasons = parse_output(text)
+    if code is None or code < 0:
+        fields, reasons = {}, []  # cut short: its perfdata cannot be trusted
     description = description or first_err
     if code is None:
         status, description = Status.UNKNOWN, reason
@@ -612,19 +610,25 @@ class CheckRunner:
         self.selector.register(proc.stdout, selectors.EVENT_READ, (run, "out"))
         self.selector.register(proc.stderr, selectors.EVENT_READ, (run, "err"))
 
-    def read(self, run: Run, pipe: Any, which: str) -> None:
+    def read(self, run: Run, pipe: Any, which: str) -> bool:
+        """Take a chunk from the pipe; False when nothing is left to take now (at its
+        end, the pipe is closed).
+        """
         try:
             data = os.read(pipe.fileno(), 65536)
+        except BlockingIOError:
+            return False
         except OSError:
             data = b""
         if not data:
             self.selector.unregister(pipe)
             pipe.close()
             run.open -= 1
-            return
+            return False
         buf, cap = (run.out, OUTPUT_CAP) if which == "out" else (run.err, STDERR_CAP)
         if len(buf) < cap:
             buf += data[: cap - len(buf)]
+        return True
 
     def kill(self, run: Run) -> None:
         with contextlib.suppress(OSError):  # already gone
@@ -634,7 +638,14 @@ class CheckRunner:
         """Wait for the process (it has exited or been killed) and drop its pipes."""
         del self.running[run.check.name]
         code = run.proc.wait()
-        for pipe in (run.proc.stdout, run.proc.stderr):
+        for pipe, which in ((run.proc.stdout, "out"), (run.proc.stderr, "err")):
+            if pipe.closed:
+                continue
+            # What it wrote before exiting is still in the pipe. Without blocking: a
+            # child it left behind may hold the pipe open for ever.
+            os.set_blocking(pipe.fileno(), False)
+            while not pipe.closed and self.read(run, pipe, which):
+                pass
             if not pipe.closed:
                 self.selector.unregister(pipe)
                 pipe.close()

@@ -163,7 +163,7 @@ def test_every_exit_status_has_its_state_and_a_description_that_says_why() -> No
         (3, b"UNKNOWN - huh\n", "unknown", "UNKNOWN - huh"),
         (4, b"odd\n", "unknown", "exit status 4: odd"),
         (127, b"", "unknown", "exit status 127: sh: 1: nope: not found"),
-        (-9, b"partial|a=1\n", "unknown", "killed by SIGKILL"),
+        (-9, b"partial|a=1\n", "unknown", "killed by SIGKILL: partial"),
         (0, b"", "ok", "sh: 1: nope: not found"),
     ]
     for code, out, status, description in cases:
