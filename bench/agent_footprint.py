@@ -11,6 +11,11 @@ not count as per-cycle cost; start-up CPU is shown on its own.
 
     apt-get install -y collectd-core   # or collectd; without it only the agent is measured
     python3 bench/agent_footprint.py --duration 180
+    python3 bench/agent_footprint.py --check   # with an exec check (check_load every 10 s)
+
+With --check the agent also runs the Nagios plugin check_load every 10 s (as
+often as it samples); the plugin's own CPU, spent in a child process, is shown
+on a line of its own.
 
 Targets: under 20 MB RSS and under 0.1% of one core for the agent.
 """
@@ -55,6 +60,7 @@ class Sink(BaseHTTPRequestHandler):
 
     points = 0
     posts = 0
+    events = 0
 
     def log_message(self, *args: object) -> None:
         pass
@@ -64,6 +70,7 @@ class Sink(BaseHTTPRequestHandler):
         doc = json.loads(gzip.decompress(body))
         Sink.posts += 1
         Sink.points += len(doc.get("points") or ())
+        Sink.events += len(doc.get("events") or ())
         reply = json.dumps({"accepted": len(doc.get("points") or ()), "rejected": []}).encode()
         self.send_response(202)
         self.send_header("Content-Length", str(len(reply)))
@@ -74,6 +81,12 @@ class Sink(BaseHTTPRequestHandler):
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU of the process's reaped children (the plugins the agent ran)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[13]) + int(fields[14])) / TICKS  # cutime + cstime
 
 
 def rss_bytes(pid: int) -> int:
@@ -126,6 +139,11 @@ def main() -> int:
         action="store_true",
         help="post over http (default: https, as in production)",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also run an exec check: [check:load] check_load every 10 s",
+    )
     args = parser.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
@@ -170,7 +188,15 @@ def main() -> int:
         "FLEETPULSE_SPOOL_DIR": str(tmp / "spool"),
         "FLEETPULSE_STATSD": f"127.0.0.1:{free_udp_port()}",
     }
-    (tmp / "agent.conf").write_text("[agent]\n")
+    conf = "[agent]\n"
+    if args.check:
+        plugin = "/usr/lib/nagios/plugins/check_load"
+        if not Path(plugin).exists():
+            raise SystemExit(f"{plugin} not found: apt-get install -y monitoring-plugins-basic")
+        conf += f"[check:load]\ncommand = {plugin} -w 1000,1000,1000 -c 2000,2000,2000\n"
+        conf += "interval = 10\n"
+        env["FLEETPULSE_CHECKS_DIR"] = str(tmp / "checks.d")
+    (tmp / "agent.conf").write_text(conf)
     # -S as in the systemd unit: the host's site-packages are none of the agent's business.
     agent_cmd = (
         [args.python, "-S", args.pyz] if args.pyz else [args.python, "-S", "-m", "fleetpulse_agent"]
@@ -200,6 +226,7 @@ def main() -> int:
                     start_cpu[name] = cpu_seconds(proc.pid)
             time.sleep(1)
         end_cpu = {name: cpu_seconds(proc.pid) for name, proc in procs.items()}
+        plugins_cpu = children_cpu_seconds(procs["agent"].pid)
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -223,7 +250,8 @@ def main() -> int:
         }
     print(f"\n{args.duration:.0f} s run ({steady:.0f} s steady state, {cycles:.0f} cycles of 10 s)")
     print(
-        f"agent posted over {scheme}; the sink received {Sink.points} points in {Sink.posts} posts\n"
+        f"agent posted over {scheme}; the sink received {Sink.points} points and "
+        f"{Sink.events} check events in {Sink.posts} posts\n"
     )
     header = f"{'':10} {'RSS peak MB':>12} {'RSS median MB':>14} {'PSS median MB':>14} {'CPU % core':>11} {'CPU ms/cycle':>13} {'start-up CPU s':>15}"
     print(header)
@@ -240,6 +268,11 @@ def main() -> int:
             f"{a['pss_median_mb'] / c['pss_median_mb']:14.2f} "
             f"{a['cpu_percent'] / max(c['cpu_percent'], 1e-9):11.2f} "
             f"{a['cpu_ms_per_cycle'] / max(c['cpu_ms_per_cycle'], 1e-9):13.2f}"
+        )
+    if args.check:
+        print(
+            f"{'plugins':10} {'':12} {'':14} {'':14} {100 * plugins_cpu / args.duration:11.3f}"
+            "   (check_load, in child processes, whole run)"
         )
     a = rows["agent"]
     ok = a["rss_peak_mb"] < 20 and a["cpu_percent"] < 0.1
