@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, agent_env
+from conftest import PYTHON, agent_env, python38
 from fake_collector import FakeCollector
 from fleetpulse_agent import config
 from fleetpulse_agent.agent import Agent
@@ -416,6 +416,23 @@ def test_the_check_command_prints_the_event_and_the_point_it_would_send(tmp_path
             check=False,
         )
         assert (done.returncode, message in done.stderr) == (code, True), done.stderr
+
+
+def test_the_check_command_runs_on_python_3_8(tmp_path, listener) -> None:
+    require_plugin("check_tcp")
+    env = write_conf(tmp_path, f"[check:port]\ncommand = check_tcp -H 127.0.0.1 -p {listener}\n")
+    done = subprocess.run(
+        [python38(), "-S", "-m", "fleetpulse_agent", "check", "port"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["event"]["status"] == "ok"
+    assert "_time" in shown["point"]["fields"]
 
 
 def test_a_bad_check_section_stops_the_agent_before_it_starts(tmp_path) -> None:
