@@ -87,7 +87,11 @@ class Agent:
         self.interval_started = monotonic()
         self.on_batch = on_batch  # tests watch every batch that enters the spool
         # Exec checks run in a thread of their own: a hung plugin never delays a sample.
-        self.checks = CheckRunner(checks, agent_deliver(self), clock, monotonic) if checks else None
+        self.checks = None
+        if checks:
+            self.checks = CheckRunner(
+                checks, agent_deliver(self), clock, monotonic, cfg.send_interval
+            )
 
     # -- the collect side
 
@@ -126,6 +130,10 @@ class Agent:
             KINDS[name] = CONST  # totals since start: the last value is the one to send
         self.aggregator.add(SELF_MEASUREMENT, {}, counters, now_ms)
         points = self.aggregator.flush()
+        events = []
+        for event, point, _ in self.checks.take() if self.checks else ():
+            events.append(event)  # steady check results ride with the interval's batch
+            points.append(point)
         try:
             points += self.statsd.flush(now_ms, max(0.001, now - self.interval_started))
         except Exception as exc:  # the host's own points must not be lost with the statsd ones
@@ -136,6 +144,8 @@ class Agent:
         for part in parts:
             doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, state)
             doc["points"] = part
+            if events:
+                doc["events"], events = events, []
             self.put(doc, now_ms)
         return len(parts)
 

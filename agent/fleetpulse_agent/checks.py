@@ -452,11 +452,16 @@ def run_result(
 
 
 class CheckRunner:
-    """Runs every check on its interval in one thread; results go to `deliver`.
+    """Runs every check on its interval in one thread; results go to `deliver` or wait
+    for `take()`.
 
-    `deliver` receives a list of (event, point, reasons) from the runner's
-    thread. Results that finish together go together: they are held until no
-    other run is still going, or for at most HOLD seconds.
+    Results that finish together go together: they are held until no other run
+    is still going, or for at most HOLD seconds. Then, when one of them changed
+    its check's status, or comes from a check run more often than every
+    `batch_interval` seconds (its ttl could run out before the next batch),
+    they go to `deliver` (a list of (event, point, reasons), on the runner's
+    thread) with everything waiting; otherwise they wait for `take()`, the
+    agent's next regular batch, so a steady check costs no request of its own.
     """
 
     HOLD = 1.0
@@ -467,9 +472,14 @@ class CheckRunner:
         deliver: Callable[[List[Tuple[Dict[str, Any], Dict[str, Any], List[str]]]], None],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        batch_interval: float = math.inf,
     ) -> None:
         self.checks = checks
         self.deliver = deliver
+        self.batch_interval = batch_interval
+        self.lock = threading.Lock()
+        self.waiting: List[Tuple[Dict[str, Any], Dict[str, Any], List[str]]] = []
+        self.last_status: Dict[str, str] = {}
         self.clock = clock
         self.monotonic = monotonic
         import selectors
@@ -521,12 +531,20 @@ class CheckRunner:
         self.close()
 
     def once(self) -> None:
-        """Run every check now, concurrently, and hand over the results when all are done."""
+        """Run every check now, concurrently; their results wait for `take()`."""
         for check in self.checks:
             self.spawn(check, self.monotonic())
         while self.running:
             self.step(schedule=False)
-        self.flush()
+        with self.lock:
+            self.waiting += self.held
+        self.held = []
+
+    def take(self) -> List[Tuple[Dict[str, Any], Dict[str, Any], List[str]]]:
+        """The results waiting for the agent's next batch; safe from any thread."""
+        with self.lock:
+            out, self.waiting = self.waiting, []
+        return out
 
     def close(self) -> None:
         """Kill what still runs, hand over what finished, release the selector."""
@@ -549,8 +567,8 @@ class CheckRunner:
         waits = [run.deadline for run in self.running.values()]
         if schedule:
             waits.extend(self.due.values())
-        if self.held:
-            waits.append(self.held_since + self.HOLD)
+            if self.held:
+                waits.append(self.held_since + self.HOLD)
         wait = min(waits) - now if waits else 3600.0
         if self.running:
             # Exit is noticed by polling: quickly once its pipes are closed, and now and
@@ -581,7 +599,7 @@ class CheckRunner:
                 run.timed_out = True
                 self.kill(run)
                 self.finish(run)
-        if self.held and (not self.running or now - self.held_since >= self.HOLD):
+        if schedule and self.held and (not self.running or now - self.held_since >= self.HOLD):
             self.flush()
 
     def spawn(self, check: Check, now: float) -> None:
@@ -682,8 +700,21 @@ class CheckRunner:
         self.held.append(res)
 
     def flush(self) -> None:
-        if self.held:
-            results, self.held = self.held, []
+        if not self.held:
+            return
+        results, self.held = self.held, []
+        interval = {c.name: c.interval for c in self.checks}
+        urgent = False
+        for event, _, _ in results:
+            name = event["service"]
+            urgent |= event["status"] != self.last_status.get(name)
+            urgent |= interval.get(name, 0) < self.batch_interval
+            self.last_status[name] = event["status"]
+        with self.lock:
+            self.waiting += results
+            if urgent:
+                results, self.waiting = self.waiting, []
+        if urgent:
             self.deliver(results)
 
 
@@ -711,10 +742,9 @@ def check_now(checks: List[Check], name: str, out: Callable[[str], None] = print
         known = ", ".join(sorted(c.name for c in checks)) or "none configured"
         print("no check %r (known: %s)" % (name, known), file=sys.stderr)
         return 2
-    results: List[Any] = []
-    runner = CheckRunner(found, results.extend)
+    runner = CheckRunner(found, lambda _: None)
     runner.once()
     runner.stop()
-    event, point, reasons = results[0]
+    event, point, reasons = runner.take()[0]
     out(json.dumps({"event": event, "point": point, "skipped": reasons}, indent=2))
     return 0

@@ -50,11 +50,10 @@ def require_plugin(name: str) -> str:
 
 def run_once(*checks: Check) -> dict[str, Result]:
     """Every check run once, concurrently, by name."""
-    results: list[Result] = []
-    runner = CheckRunner(list(checks), results.extend)
+    runner = CheckRunner(list(checks), lambda _: pytest.fail("once() delivers nothing"))
     runner.once()
     runner.stop()
-    return {event["service"]: (event, point, reasons) for event, point, reasons in results}
+    return {event["service"]: (event, point, reasons) for event, point, reasons in runner.take()}
 
 
 def check(name: str, *argv: str, interval: float = 60, timeout: float = 10) -> Check:
@@ -366,6 +365,71 @@ def test_a_hung_check_does_not_delay_sampling_or_sending(tmp_path, collector, ma
         thread.join(30)
     assert not thread.is_alive()
     assert wait_until(lambda: ended(int(pid_file.read_text())))
+
+
+def test_only_a_change_of_status_is_delivered_at_once_steady_results_wait(tmp_path) -> None:
+    dummy = require_plugin("check_dummy")
+    counter = tmp_path / "n"
+    flips = f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; exit $((n % 2))"
+    delivered: list[list[Result]] = []
+    arrived = threading.Condition()
+
+    def deliver(batch: list[Result]) -> None:
+        with arrived:
+            delivered.append(batch)
+            arrived.notify_all()
+
+    steady = check("steady", dummy, "0", "fine", interval=1)
+    flipping = check("flipping", "sh", "-c", flips, interval=1)
+    runner = CheckRunner([steady], deliver, batch_interval=1).start()
+    try:
+        with arrived:
+            assert arrived.wait_for(lambda: len(delivered) >= 1, 60)
+        assert wait_until(lambda: len(runner.waiting) >= 3)
+    finally:
+        runner.stop()
+    # the first result is news; the same status again waits for the agent's batch
+    assert [[r[0]["service"] for r in batch] for batch in delivered] == [["steady"]]
+    assert {r[0]["status"] for r in runner.take()} == {"ok"}
+    delivered.clear()
+    runner = CheckRunner([flipping], deliver, batch_interval=1).start()
+    try:
+        with arrived:
+            assert arrived.wait_for(lambda: len(delivered) >= 4, 60)
+    finally:
+        runner.stop()
+    assert [batch[0][0]["status"] for batch in delivered[:4]] == ["ok", "warning"] * 2
+    # a check run more often than the agent sends cannot wait: its ttl would run out
+    delivered.clear()
+    runner = CheckRunner([steady], deliver, batch_interval=2).start()
+    try:
+        with arrived:
+            assert arrived.wait_for(lambda: len(delivered) >= 3, 60)
+    finally:
+        runner.stop()
+    assert runner.take() == []
+
+
+def test_steady_check_results_ride_with_the_agents_regular_batch(tmp_path, collector, make_cfg):
+    dummy = require_plugin("check_dummy")
+    batches: list[dict[str, Any]] = []
+    cfg = make_cfg(collector.url, sample_interval=0.05, send_interval=1)
+    agent = Agent(cfg, on_batch=batches.append, checks=[check("steady", dummy, "0", interval=1)])
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    try:
+        assert collector.wait_for(
+            lambda: sum(e["service"] == "steady" for e in collector.events) >= 3, 60
+        )
+    finally:
+        agent.stop()
+        thread.join(30)
+    with_checks = [b for b in batches if b.get("events")]
+    assert "heartbeat" not in with_checks[0]  # the first result is news: sent at once
+    assert all("heartbeat" in b for b in with_checks[1:])  # then with the interval's samples
+    for b in with_checks[1:]:
+        assert {p["measurement"] for p in b["points"]} >= {"check", "cpu"}
+    assert collector.conflicts == []
 
 
 # ------------------------------------------------------------------ the command and the agent
