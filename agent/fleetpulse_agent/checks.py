@@ -497,7 +497,6 @@ class CheckRunner:
         self.env = child_env()
         self.thread: Optional[threading.Thread] = None
         self.closed = False
-        self.runs = 0
         self.errors = 0
 
     # -- the thread
@@ -607,7 +606,6 @@ class CheckRunner:
         import subprocess
 
         started_at = self.clock()
-        self.runs += 1
         try:
             proc = subprocess.Popen(
                 check.argv,
