@@ -6,11 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-# Debian packages the test suite uses (installed when missing; CI runs as root).
+# Debian packages the test suite uses (installed when missing; CI runs as root). A test
+# whose program is missing skips, or fails when CI=true (tests/support/programs.py).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 # chromium: the status page is tested in a real headless browser (tests/browser).
+# prometheus, prometheus-node-exporter, collectd-core (+ libyajl2, which its write_http
+# plugin needs): the other senders, started by tests/senders.
 # monitoring-plugins-basic: the agent's exec checks run the real Nagios plugins.
-SYSTEM_PACKAGES ?= influxdb chromium monitoring-plugins-basic
+SYSTEM_PACKAGES ?= influxdb chromium prometheus prometheus-node-exporter collectd-core libyajl2 \
+	monitoring-plugins-basic
 
 .PHONY: help run demo test venv lint typecheck unit agent clean system-deps deploy
 
@@ -38,7 +42,7 @@ system-deps:
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
-			|| echo "warning: could not install$$missing; the tests that need them will skip"; \
+			|| echo "warning: could not install$$missing; the tests that need them will skip (fail when CI=true)"; \
 	fi
 
 # vermin: the agent runs on the hosts' own Python, so nothing newer than 3.8 may slip in.

@@ -208,3 +208,67 @@ def json_body(request: Request) -> Any:
         return json.loads(body_bytes(request) or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidPayload("body is not valid JSON", [Problem("", str(exc))]) from None
+
+
+# ------------------------------------------------- other senders (remote_write, collectd)
+
+
+def sender_authorization(request: Request) -> str | None:
+    """A bearer token, or HTTP basic auth with the token as the password (the user name is
+    ignored): what Prometheus' `authorization`/`basic_auth` and collectd's write_http send."""
+    return influx_authorization(request, InfluxApi.V2)
+
+
+def text_response(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=text + "\n",
+        status_code=status,
+        headers={"Content-Type": "text/plain; charset=utf-8", **(headers or {})},
+    )
+
+
+def handle_remote_write_errors(view: F) -> F:
+    """`handle_errors` for remote_write: the same statuses, as text Prometheus logs.
+
+    Prometheus drops a batch answered 4xx and retries one answered 5xx or 429,
+    so only backend trouble may get a 5xx.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except IngestError as exc:
+            details = "; ".join(f"{p.path}: {p.message}" for p in exc.details[:_NAMED_DETAILS])
+            more = len(exc.details) - _NAMED_DETAILS
+            if more > 0:
+                details += f"; and {more} more"
+            return text_response(exc.status, f"{exc.error}: {details}" if details else exc.error)
+        except BackendUnavailable as exc:
+            logger.warning("backend unavailable", extra={"reason": str(exc)})
+            return text_response(
+                503,
+                "storage is unavailable; retry later",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        except Exception:
+            logger.exception("unexpected error")
+            return text_response(
+                503, "internal error; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def basic_auth_challenge(view: F) -> F:
+    """Add `WWW-Authenticate: Basic` to a 401: collectd's write_http (libcurl with any auth
+    method allowed) sends its User/Password only once challenged."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        response = view(*args, **kwargs)
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="fleetpulse", charset="UTF-8"'
+        return response
+
+    return wrapper  # type: ignore[return-value]

@@ -28,9 +28,12 @@ if TYPE_CHECKING:
     )
     from chalicelib.services.alerting import AlertingService
     from chalicelib.services.auth import Authenticator
+    from chalicelib.services.checks import CheckService
+    from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
+    from chalicelib.services.remote_write import RemoteWriteIngest
     from chalicelib.services.silences import SilenceService
     from chalicelib.settings import Settings
 
@@ -168,6 +171,18 @@ class Services:
         return LineProtocolIngest(self.ingest, self.settings.limits)
 
     @cached_property
+    def remote_write(self) -> RemoteWriteIngest:
+        from chalicelib.services.remote_write import RemoteWriteIngest
+
+        return RemoteWriteIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def collectd(self) -> CollectdIngest:
+        from chalicelib.services.collectd import CollectdIngest
+
+        return CollectdIngest(self.ingest, self.settings.limits)
+
+    @cached_property
     def alert_store(self) -> AlertStore:
         from chalicelib.adapters.dynamodb import DynamoDBAlertStore
 
@@ -209,6 +224,56 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+        )
+
+    @cached_property
+    def checks(self) -> CheckService:
+        """Remote checks (docs/CHECKS.md): the file's and the API's, their runs and alerts."""
+        from chalicelib.adapters import probes
+        from chalicelib.adapters.checks_file import checks_path, load_checks
+        from chalicelib.adapters.dynamodb_checks import DynamoDBCheckStore
+        from chalicelib.services.checks import CheckService, InProcessInvoker, Invoker
+
+        settings = self.settings
+        probes.use_ca_file(settings.checks_ca_file)
+        file_checks = load_checks(checks_path(settings.checks_path), settings.checks_location)
+
+        def invoker() -> Invoker:
+            if settings.checks_runner:
+                from chalicelib.adapters.lambda_invoker import LambdaInvoker
+
+                return LambdaInvoker(self.clients.get("lambda"), settings.checks_runner)
+            return InProcessInvoker(self.checks.run_batch)
+
+        home = None
+        if settings.checks_home_url:
+            from chalicelib.adapters.check_home import HttpCheckHome
+
+            url, literal = settings.checks_home_url, settings.checks_home_token
+            param = settings.checks_home_token_param or ""
+
+            def token() -> str:
+                return literal or self.parameters.get(param)
+
+            remote = HttpCheckHome(url, token)
+            home = lambda: remote  # noqa: E731
+
+        return CheckService(
+            home=home,
+            store=DynamoDBCheckStore(self.clients.get("dynamodb"), settings.checks_table),
+            file_checks=lambda: file_checks,
+            metrics=self.metric_store,
+            alerts=self.alert_store,
+            silences=self.silence_store,
+            alerting=lambda: self.alerting,
+            invoker=invoker,
+            prober=probes.probe,
+            clock=self.clock,
+            location=settings.checks_location,
+            simulate_locations=settings.checks_simulate_locations,
+            batch_size=settings.checks_batch,
+            window=settings.checks_window,
+            status_url=settings.status_url,
         )
 
     @cached_property

@@ -199,6 +199,7 @@ KEEP_ATTRIBUTES = frozenset(
 def _foreign_attributes(modules: set[str]) -> set[str]:
     """Every attribute name of the standard library objects and `modules` the agent touches."""
     import collections
+    import http.client
     import os
     import socket
     import ssl
@@ -242,6 +243,10 @@ def _foreign_attributes(modules: set[str]) -> set[str]:
         subprocess.CompletedProcess,
         os.DirEntry,
         io.StringIO(),
+        io.RawIOBase,
+        io.BufferedReader,
+        http.client.HTTPConnection("localhost"),
+        http.client.HTTPResponse,
     ]
     names = {n for o in objects for n in dir(o)}
     for name in modules:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.alerts",
     "fleetpulse.commands.silences",
     "fleetpulse.commands.rules",
+    "fleetpulse.commands.checks",
     "fleetpulse.commands.local",
     "fleetpulse.commands.userdata",
     "fleetpulse.commands.deploy",

@@ -25,6 +25,7 @@ OUTPUT_VARIABLES: dict[str, str] = {
     "AlertsTable": "FLEETPULSE_ALERTS_TABLE",
     "SilencesTable": "FLEETPULSE_SILENCES_TABLE",
     "LedgerTable": "FLEETPULSE_LEDGER_TABLE",
+    "ChecksTable": "FLEETPULSE_CHECKS_TABLE",
     "AlertsTopicArn": "FLEETPULSE_ALERTS_TOPIC_ARN",
     "AlertsTopicName": "FLEETPULSE_ALERTS_TOPIC",
     "TimestreamDatabase": "FLEETPULSE_TIMESTREAM_DATABASE",

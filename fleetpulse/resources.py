@@ -133,6 +133,7 @@ def _check_settings(settings: Settings, outputs: StackOutputs) -> None:
         "FLEETPULSE_ALERTS_TABLE": settings.alerts_table,
         "FLEETPULSE_SILENCES_TABLE": settings.silences_table,
         "FLEETPULSE_LEDGER_TABLE": settings.ledger_table,
+        "FLEETPULSE_CHECKS_TABLE": settings.checks_table,
         "FLEETPULSE_ALERTS_TOPIC": settings.notify.alerts_topic,
         "FLEETPULSE_NOTIFY_FAILURE_QUEUE": settings.notify.failure_queue,
     }

@@ -48,6 +48,8 @@ LOCAL_STAGE = "local"
 ALERTS_TOPIC = f"fleetpulse-{LOCAL_STAGE}-alerts"
 ALERTS_TOPIC_ARN = f"arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{ALERTS_TOPIC}"
 EVALUATE_RULE_ARN = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/fleetpulse-local-evaluate"
+CHECKS = "checks"  # the remote-checks schedule (docs/CHECKS.md)
+CHECKS_RULE_ARN = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/fleetpulse-local-checks"
 # The PagerDuty routing key the embedded SSM holds unless FLEETPULSE_PAGERDUTY_ROUTING_KEY says.
 LOCAL_ROUTING_KEY = "local0routing0key0000000000000000"
 AGENT_DIR = Path(__file__).resolve().parents[1] / "agent"
@@ -118,6 +120,9 @@ def local_environment(
         # handlers' info logs: what happens is printed readably instead.
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": caller.get("POWERTOOLS_LOG_LEVEL") or "WARNING",
+        # Remote checks run in-process on the tick, every location simulated by name.
+        "FLEETPULSE_CHECKS_SIMULATE_LOCATIONS": "true",
+        "FLEETPULSE_CHECKS_WINDOW": caller.get("FLEETPULSE_CHECKS_WINDOW") or "10s",
     }
     if inbox is not None and not caller.get("FLEETPULSE_PAGERDUTY_URL"):
         env["FLEETPULSE_PAGERDUTY_URL"] = inbox.pagerduty_url
@@ -278,8 +283,8 @@ class LocalStack:
         return self.state_dir / "agent.log"
 
     def check(self) -> Settings:
-        """The settings and rules the stack would run with; raises SettingsError or
-        RulesError before anything has started."""
+        """The settings, rules and checks the stack would run with; raises SettingsError
+        or RulesError (ChecksError is one) before anything has started."""
         from chalicelib.adapters.rules_file import load_policy
 
         placeholder = f"http://{self.host}:1"
@@ -291,6 +296,9 @@ class LocalStack:
         }
         settings = Settings.from_env(env)
         load_policy(settings)
+        from chalicelib.adapters.checks_file import checks_path, load_checks
+
+        load_checks(checks_path(settings.checks_path), settings.checks_location)
         return settings
 
     def start(self) -> None:
@@ -492,9 +500,21 @@ class LocalStack:
         """One scheduled evaluation, then every notification waiting for a notifier.
         Returns the evaluation's report (None when the invocation failed)."""
         with self._tick_lock:
+            self._run_checks()
             report = self._evaluate()
             self.deliver_notifications()
             return report
+
+    def _run_checks(self) -> dict[str, Any] | None:
+        """The checks schedule: due runs from every location, their batches in-process."""
+        assert self._lambdas is not None
+        event = scheduled_event(CHECKS_RULE_ARN, LOCAL_REGION, datetime.now(UTC))
+        try:
+            report: dict[str, Any] = self._lambdas.invoke(CHECKS, event, timeout_s=55)
+        except Exception as exc:
+            self.out(f"checks failed: {type(exc).__name__}: {exc}")
+            return None
+        return report
 
     def _evaluate(self) -> dict[str, Any] | None:
         assert self._lambdas is not None

@@ -1,5 +1,9 @@
 """One HTTP request to the collector, with the timeouts a stuck network needs.
 
+The agent makes the connection itself (resolving, connecting, TLS) and hands
+the socket to the standard library's http.client, which writes the request and
+reads the answer however it is framed (Content-Length, chunked, or to the close).
+
 There is no single request timeout: a big batch on a slow link must get
 through. Instead (the okmeter lesson): a connect timeout, a TLS handshake
 timeout, TCP keepalive probes that find a dead peer within seconds, and an
@@ -15,6 +19,7 @@ host name.
 from __future__ import annotations
 
 import collections
+import io
 import os
 import re
 import socket
@@ -25,7 +30,7 @@ from fleetpulse_agent.log import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Callable, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 MAX_RESPONSE = 1 << 20
@@ -48,7 +53,7 @@ _URL_RE = re.compile(r"(https?)://(\[[^\]]+\]|[^/:?#]+)(?::(\d+))?([^#]*)")
 
 
 def target(url: str) -> Target:
-    """Scheme, host, port and path of an http(s) URL (urllib.parse costs half a megabyte)."""
+    """Scheme, host, port and path of an http(s) URL."""
     m = _URL_RE.match(url)
     if not m:
         raise SendError("url", "not an http(s) URL: %s" % url)
@@ -62,7 +67,7 @@ def target(url: str) -> Target:
 
 
 def random_fraction() -> float:
-    """A number in [0, 1), from os.urandom (the random module costs memory for nothing here)."""
+    """A number in [0, 1), from os.urandom."""
     return int.from_bytes(os.urandom(7), "big") / 2.0**56
 
 
@@ -208,6 +213,16 @@ def _describe(exc: BaseException) -> str:
 # ---------------------------------------------------------------- the request
 
 
+def within(seconds: float, deadline: Optional[float]) -> float:
+    """`seconds`, or less when `deadline` (a time.monotonic() instant) comes first."""
+    if deadline is None:
+        return seconds
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SendError("http", "no complete answer in time")
+    return min(seconds, left)
+
+
 def request(
     method: str,
     url: str,
@@ -237,108 +252,110 @@ def request(
         else:
             log.debug("%s: %s", step, text)
 
-    def within(seconds: float) -> float:
-        if deadline is None:
-            return seconds
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise SendError("http", "out of time")
-        return min(seconds, left)
-
     t = target(url)
-    addrs, via = resolve(t.host, t.port, cfg.dns_fallback, within(cfg.connect_timeout))  # type: ignore
+    wait = within(cfg.connect_timeout, deadline)  # type: ignore
+    addrs, via = resolve(t.host, t.port, cfg.dns_fallback, wait)  # type: ignore
     done("dns", "%s -> %s via the %s resolver" % (t.host, addrs[0][1][0], via))
-    sock, keepalive = connect(addrs, within(cfg.connect_timeout))  # type: ignore
+    sock, keepalive = connect(addrs, within(cfg.connect_timeout, deadline))  # type: ignore
     try:
         done("tcp", "port %d open" % t.port)
         if t.scheme == "https":
-            sock = tls_wrap(sock, t.host, cfg.ca_file, within(cfg.tls_timeout))  # type: ignore
+            wait = within(cfg.tls_timeout, deadline)  # type: ignore
+            sock = tls_wrap(sock, t.host, cfg.ca_file, wait)  # type: ignore
             done("tls", "%s, certificate valid for %s" % (sock.version(), t.host))  # type: ignore
-        response = exchange(
-            sock, method, t, body, headers, cfg=cfg, keepalive=keepalive, deadline=deadline
-        )
+        if not keepalive:  # nothing watches the peer: a large cap on the exchange stands in
+            deadline = time.monotonic() + within(cfg.request_cap, deadline)  # type: ignore
+        wire = Wire(sock, cfg.read_timeout, deadline)  # type: ignore
+        response = exchange(wire, method, t, body, headers)
         done("http", "%s %s -> %d" % (method, t.path, response.status))
         return response
     finally:
         sock.close()
 
 
-def exchange(
-    sock: socket.socket,
-    method: str,
-    t: Target,
-    body: bytes,
-    headers: Dict[str, str],
-    *,
-    cfg: object,
-    keepalive: bool,
-    deadline: Optional[float] = None,
-) -> Response:
-    """Write the request on a connected socket and read the response to its end."""
-    read_timeout = cfg.read_timeout  # type: ignore
-    if not keepalive:
-        cap = time.monotonic() + cfg.request_cap  # type: ignore
-        deadline = cap if deadline is None else min(deadline, cap)
-    host = "[%s]" % t.host if ":" in t.host else t.host
-    if t.port not in (80, 443):
-        host += ":%d" % t.port
-    lines = ["%s %s HTTP/1.1" % (method, t.path), "Host: " + host, "Connection: close"]
-    lines += ["%s: %s" % kv for kv in headers.items()]
-    lines.append("Content-Length: %d\r\n\r\n" % len(body))
-    head = "\r\n".join(lines).encode("latin-1")
+class Wire(io.RawIOBase):
+    """The connected socket as http.client sees it: each read or write waits at most
+    `idle` seconds for progress, and none goes past `deadline` (a time.monotonic() instant).
+    """
 
-    def timeout() -> float:
-        if deadline is None:
-            return read_timeout
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise SendError("http", "no complete answer in time")
-        return min(read_timeout, left)
+    def __init__(self, sock: socket.socket, idle: float, deadline: Optional[float]) -> None:
+        super().__init__()
+        self.sock, self.idle, self.deadline = sock, idle, deadline
+        self.capped = False
 
+    def wait(self) -> None:
+        timeout = within(self.idle, self.deadline)
+        self.capped = timeout < self.idle
+        self.sock.settimeout(timeout)
+
+    def sendall(self, data: bytes) -> None:
+        # socket.sendall's timeout bounds the whole body; here it bounds a stall.
+        view = memoryview(data)
+        while view:
+            self.wait()
+            view = view[self.sock.send(view) :]
+
+    def readinto(self, buffer: Any) -> int:  # a writable buffer
+        self.wait()
+        return self.sock.recv_into(buffer)
+
+    def readable(self) -> bool:
+        return True
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(self)
+
+    def close(self) -> None:
+        pass  # http.client closes a `Connection: close` exchange before its body is read
+
+
+def exchange(wire: Wire, method: str, t: Target, body: bytes, headers: Dict[str, str]) -> Response:
+    """Write the request through `wire` and read the answer to its end.
+
+    http.client reads the answer however it is framed: Content-Length, chunked, or
+    up to the close. The agent keeps its own socket, with its timeouts and keepalive.
+    """
+    import http.client  # loads ssl and email too: only once there is something to send
+
+    conn = http.client.HTTPConnection(t.host, t.port)
+    conn.default_port = 443 if t.scheme == "https" else 80  # left out of the Host header
+    conn.sock = wire
     try:
-        sock.settimeout(timeout())
-        sock.sendall(head + body)
-        data = b""
-        while True:  # "Connection: close": the answer ends where the connection does
-            sock.settimeout(timeout())
-            chunk = sock.recv(65536)
-            if not chunk or len(data) > MAX_RESPONSE:
-                break
-            data += chunk
-        top, sep, rest = data.partition(b"\r\n\r\n")
-        status_line, *header_lines = top.decode("latin-1").split("\r\n")
-        parts = status_line.split(" ", 2)
-        if not sep or not parts[0].startswith("HTTP/") or not parts[1:2] or not parts[1].isdigit():
-            raise SendError("http", "no HTTP answer before the connection closed")
-        found = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            found[name.strip().lower()] = value.strip()
-        length = found.get("content-length", "")
-        if length.isdigit():
-            rest = rest[: int(length)]
-        return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", found, rest)
-    except SendError:
-        raise
+        conn.request(method, t.path, body, dict(headers, Connection="close"))
+        answer = conn.getresponse()
+        try:
+            data = answer.read(MAX_RESPONSE)
+        except http.client.IncompleteRead as exc:  # the status came: it is the answer
+            data = exc.partial
+        found = {name.lower(): value for name, value in answer.getheaders()}
+        return Response(answer.status, answer.reason, found, data)
+    except http.client.HTTPException as exc:  # a closed connection, or no HTTP at all
+        raise SendError(
+            "http", "no HTTP answer (%s)" % (str(exc).strip()[:80] or "closed")
+        ) from None
+    except socket.timeout:
+        if wire.capped:
+            raise SendError("http", "no complete answer in time") from None
+        raise SendError("http", "no answer for %gs" % wire.idle) from None
     except OSError as exc:
-        if isinstance(exc, socket.timeout):
-            raise SendError("http", "no answer for %gs" % read_timeout) from None
         raise SendError("http", _describe(exc)) from None
 
 
 def retry_after(value: Optional[str], now: float) -> Optional[float]:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
+
+    None when there is none or it cannot be read, and for a date without a zone
+    ("-0000"): reading it as local time would be a guess.
+    """
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime  # rare: only for date-form answers
+    from email.utils import parsedate_to_datetime  # already loaded with http.client
 
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
+    if when is None or when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)

@@ -31,6 +31,7 @@ class AlertKind(enum.StrEnum):
     HEARTBEAT = "heartbeat"
     THRESHOLD = "threshold"
     EVENT = "event"
+    CHECK = "check"  # remote checks (core/checks.py), decided by their own schedule
 
 
 class Link(TypedDict):

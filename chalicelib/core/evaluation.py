@@ -225,6 +225,8 @@ def evaluate(
     changes: list[AlertChange] = []
     for alert_id in {**obs, **alerts}:
         record = alerts.get(alert_id)
+        if record is not None and record.kind is AlertKind.CHECK:
+            continue  # decided by the checks schedule (core/checks.py)
         observation = obs.get(alert_id)
         subject = record or observation
         assert subject is not None

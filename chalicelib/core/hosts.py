@@ -28,10 +28,19 @@ HISTORY_SPAN = timedelta(milliseconds=HISTORY_SLOTS * HISTORY_STEP_MS)
 # A point stamped further ahead than this is a skewed clock, not the current minute:
 # its slot would be read back as the future.
 HISTORY_MAX_AHEAD = timedelta(minutes=1)
-# Where the busy CPU and the used memory are, in what the agent sends and in
-# what Telegraf sends through the line-protocol routes (series key, field).
-CPU_IDLE_FIELDS = (("cpu|cpu=total", "idle"), ("cpu|cpu=cpu-total", "usage_idle"))
-MEMORY_USED_FIELDS = (("memory", "used_percent"), ("mem", "used_percent"))
+# Where the busy CPU and the used memory are, in what the agent sends, in
+# what Telegraf sends through the line-protocol routes, and in what collectd
+# sends with ValuesPercentage (docs/INGEST.md) (series key, field).
+CPU_IDLE_FIELDS = (
+    ("cpu|cpu=total", "idle"),
+    ("cpu|cpu=cpu-total", "usage_idle"),
+    ("cpu|type=percent|type_instance=idle", "value"),
+)
+MEMORY_USED_FIELDS = (
+    ("memory", "used_percent"),
+    ("mem", "used_percent"),
+    ("memory|type=percent|type_instance=used", "value"),
+)
 
 
 class HostState(enum.StrEnum):

@@ -253,6 +253,12 @@ class Validator:
         """Record an item another front end (line protocol) found invalid before validation."""
         self._refuse(index, path, problems)
 
+    def out_of_window(self, index: int, path: str, time_ms: int) -> bool:
+        """Refuse a time outside the store's window (True), for front ends that check per sample."""
+        if self.oldest_ms <= time_ms <= self.newest_ms:
+            return False
+        return self._out_of_window(index, path, time_ms)
+
     def _out_of_window(self, index: int, path: str, time_ms: int) -> bool:
         if time_ms < self.oldest_ms:
             age_h = (self.now_ms - time_ms) / 3_600_000

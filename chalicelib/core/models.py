@@ -36,6 +36,8 @@ class Shape(enum.StrEnum):
     VINLI = "vinli"  # {"data": [{"points": [...], "tags": {...}}]}
     NUMBAT = "numbat"  # a Riemann/numbat event, or a list of them
     LINE_PROTOCOL = "line-protocol"  # InfluxDB line protocol
+    REMOTE_WRITE = "remote-write"  # Prometheus remote_write 1.0 (protobuf, snappy)
+    COLLECTD = "collectd"  # collectd write_http, Format "JSON"
 
 
 # Measurement names the collector itself writes; user points may not use them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,8 +57,18 @@ class IngestService:
         parsed = parse_ingest(raw, content_type, content_encoding, self.limits, _ms(now))
         return self.store(principal, parsed, now)
 
-    def store(self, principal: Principal, parsed: ParsedRequest, now: datetime) -> IngestResult:
-        """Authorize and store an already validated request (any body shape)."""
+    def store(
+        self,
+        principal: Principal,
+        parsed: ParsedRequest,
+        now: datetime,
+        silent: Collection[str] = (),
+    ) -> IngestResult:
+        """Authorize and store an already validated request (any body shape).
+
+        Hosts in `silent` get their points stored but are not recorded as heard
+        (a Prometheus target that is down still has its `up` sample sent).
+        """
         refused = [
             Problem(
                 "host",
@@ -73,6 +84,8 @@ class IngestService:
         rejected.extend(stored_rejections)
         refused_paths = {r.path for r in stored_rejections}
         for report in parsed.reports:
+            if report.host in silent:
+                continue
             self.hosts.record(host_update(_without(report, refused_paths), now))
         event_paths = {e.path for r in parsed.reports for e in r.events}
         refused_events = sum(1 for r in stored_rejections if r.path in event_paths)

@@ -40,7 +40,7 @@ def test_a_missing_parameter_is_backend_unavailable_naming_it(aws):
         secret()
 
 
-def test_the_store_sends_the_token_from_ssm(aws, influx_v2: InfluxWriteServer):
+def test_the_store_reads_its_token_from_ssm_at_the_first_write(aws, influx_v2: InfluxWriteServer):
     boto3.client("ssm").put_parameter(
         Name="/fleetpulse/dev/influxdb/token", Value=influx_v2.token, Type="SecureString"
     )
@@ -54,8 +54,11 @@ def test_the_store_sends_the_token_from_ssm(aws, influx_v2: InfluxWriteServer):
     }
     from chalicelib.core.models import HostReport, Point
 
-    store = Services(Settings.from_env(env)).metric_store
+    services = Services(Settings.from_env(env))
+    store = services.metric_store
+    assert "ssm" not in services.clients._clients  # building the store reads nothing
     report = HostReport("web-1", points=[Point("cpu", 1_795_000_000_000, {}, {"user": 1.0})])
     assert store.write([report]) == []
+    assert "ssm" in services.clients._clients
     assert influx_v2.problems == []
     assert influx_v2.requests[0].headers["authorization"] == f"Token {influx_v2.token}"

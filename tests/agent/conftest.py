@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from fake_collector import FakeCollector
 from fleetpulse_agent import config
+
+from tests.support.programs import require_program
 
 AGENT_SRC = Path(__file__).resolve().parents[2] / "agent"
 TOKEN = "secret-token"
@@ -69,10 +72,12 @@ def agent_log() -> Iterator[list[tuple[str, str]]]:
 
 
 def python38() -> str:
-    path = "/root/.pyenv/versions/3.8.18/bin/python3.8"
-    if not Path(path).exists():
-        pytest.skip(f"Python 3.8 is not installed at {path}; 3.8 is then checked by vermin only")
-    return path
+    """A Python 3.8 for the tests that run the agent on the oldest Python it supports."""
+    return require_program(
+        "python3.8",
+        path=os.pathsep.join(["/root/.pyenv/versions/3.8.18/bin", os.environ.get("PATH", "")]),
+        hint="pyenv install 3.8; without it 3.8 is checked by vermin only",
+    )
 
 
 def agent_env(tmp_path: Path, url: str, **overrides: Any) -> dict[str, str]:

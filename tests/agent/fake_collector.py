@@ -10,7 +10,9 @@ re-timestamped).
 
 Tests script the answers: a queue of statuses (with headers), `"stall"` to
 read the request and never answer, `"store-stall"` to store and then never
-answer, or a `default` answer for everything else.
+answer, or a `default` answer for everything else. An answer is framed by
+Content-Length and followed by the close, or chunked, or on a connection the
+collector keeps open whatever the request asked (as a proxy may).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Answer:
     status: int | str = 202  # an HTTP status, "stall" or "store-stall"
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
+    chunked: bool = False  # Transfer-Encoding: chunked, in small chunks
+    keep_alive: bool = False  # the connection stays open after the answer
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Post:
     events: int
     heartbeat: dict[str, Any] | None
     host: str
+    at: float = field(default_factory=time.monotonic)  # when the answer was sent
 
 
 class FakeCollector:
@@ -187,20 +192,31 @@ class FakeCollector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, doc: dict[str, Any], headers: dict[str, str]) -> None:
+            def _reply(self, status: int, doc: dict[str, Any], answer: Answer) -> None:
                 body = json.dumps(doc).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                for k, v in headers.items():
+                if answer.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                if not answer.keep_alive:
+                    self.send_header("Connection", "close")
+                for k, v in answer.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
+                if answer.chunked:
+                    for i in range(0, len(body), 16):
+                        part = body[i : i + 16]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.wfile.write(body)
+                self.close_connection = not answer.keep_alive
 
             def do_GET(self) -> None:
-                self._reply(200, {"status": "ok"}, {})
+                self._reply(200, {"status": "ok"}, Answer())
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -241,7 +257,7 @@ class FakeCollector:
                             sent.get("host", ""),
                         )
                     )
-                self._reply(status, doc, answer.headers)
+                self._reply(status, doc, answer)
 
         return Handler
 

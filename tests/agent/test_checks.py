@@ -29,23 +29,15 @@ from fleetpulse_agent.config import ConfigError
 
 from fleetpulse.agentbuild import bundle, bundle_pyz
 from fleetpulse.commands.userdata import LEAVE_OUT
+from tests.support.programs import require_program
 
 PLUGINS = Path("/usr/lib/nagios/plugins")
 Result = tuple[dict[str, Any], dict[str, Any], list[str]]
 
 
 def require_plugin(name: str) -> str:
-    """The plugin's path; a skip when it is missing, a failure when CI=true.
-
-    Local stand-in for the shared helper for missing programs in tests/support.
-    """
-    path = PLUGINS / name
-    if not os.access(path, os.X_OK):
-        message = f"{path} is missing: apt-get install monitoring-plugins-basic (make test does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return str(path)
+    """The plugin's path; a skip when it is missing, a failure when CI=true."""
+    return require_program(name, "monitoring-plugins-basic", path=str(PLUGINS))
 
 
 def run_once(*checks: Check) -> dict[str, Result]:

@@ -50,6 +50,17 @@ def stored_times(collector: FakeCollector) -> list[int]:
     return [k[3] for k in collector.order]
 
 
+# How an answer may be framed. On a connection the collector keeps open (a proxy may,
+# whatever the request asked), an agent that read to the close would wait out its idle
+# timeout and count the answer as lost.
+FRAMINGS = {
+    "length, then close": {},
+    "length, kept open": {"keep_alive": True},
+    "chunked, then close": {"chunked": True},
+    "chunked, kept open": {"chunked": True, "keep_alive": True},
+}
+
+
 def test_202_deletes_batches_and_stores_every_point_once_in_order(collector, make_cfg) -> None:
     cfg = make_cfg(collector.url)
     spool, sender, times = setup(cfg)
@@ -176,12 +187,13 @@ def test_retryable_answers_keep_the_batch_with_exponential_backoff(
     assert collector.duplicates == 0
 
 
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
-def test_retry_after_is_honoured(collector, make_cfg, form) -> None:
+def test_retry_after_is_honoured(collector, make_cfg, form, framing) -> None:
     header = "120" if form == "seconds" else formatdate(time.time() + 121, usegmt=True)
-    cfg = make_cfg(collector.url)
+    cfg = make_cfg(collector.url, read_timeout=5)
     spool, sender, _ = setup(cfg, batches=1)
-    collector.answer(Answer(503, headers={"Retry-After": header}))
+    collector.answer(Answer(503, headers={"Retry-After": header}, **FRAMINGS[framing]))
     wait = sender.send_pending()
     assert 118 <= wait <= 133
     # within that time the sender does not post again, even at shutdown
@@ -214,10 +226,9 @@ def test_a_collector_that_never_answers_times_out_and_the_batch_stays(collector,
     cfg = make_cfg(collector.url, read_timeout=0.3)
     spool, sender, times = setup(cfg)
     collector.answer("stall")
-    started = time.monotonic()
     assert sender.send_pending() > 0
-    assert time.monotonic() - started < 2
-    assert "no answer" in sender.state["last_error"]
+    # the idle timeout ended it (the stalled collector would hold the request 60 s)
+    assert sender.state["last_error"] == "http: no answer for 0.3s"
     assert len(spool.pending()) == 3
     sender.not_before = 0
     assert sender.send_pending() == 0
@@ -236,8 +247,10 @@ def test_stored_but_unanswered_then_resent_is_stored_once(collector, make_cfg) -
     assert collector.conflicts == []
 
 
-def test_rejected_items_are_counted_and_never_resent(collector, make_cfg) -> None:
-    cfg = make_cfg(collector.url)
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_rejected_items_are_counted_and_never_resent(collector, make_cfg, framing) -> None:
+    collector.default = Answer(202, **FRAMINGS[framing])
+    cfg = make_cfg(collector.url, read_timeout=5)
     spool = Spool(cfg.spool_dir, 2**20, 2**20)
     sender = Sender(cfg, spool)
     now = int(time.time() * 1000)

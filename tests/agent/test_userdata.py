@@ -10,7 +10,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
@@ -358,11 +357,10 @@ def test_make_agent_builds_a_zipapp_of_the_package_alone(tmp_path) -> None:
         or (n.startswith("fleetpulse_agent/") and n.endswith(".py"))
         for n in names
     )
-    started = time.monotonic()
     pyz = tmp_path / "a.pyz"
     pyz.write_bytes(data)
     done = subprocess.run(
         [PYTHON, str(pyz), "--version"], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0
-    assert time.monotonic() - started < 10
+    assert done.stdout.startswith("fleetpulse-agent ")

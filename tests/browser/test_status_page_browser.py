@@ -7,22 +7,25 @@ The screenshot lands in tests/artifacts/status.png for a person to look at.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.programs import require_program
 from tests.support.status import HOSTILE_COMMENT, HOSTILE_HOST, seed_fleet
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="install Debian's chromium package (apt-get install chromium) to run the browser test",
-)
+
+def chromium_path() -> str:
+    return require_program("chromium", "chromium", aliases=("chromium-browser",))
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    chromium_path()  # before the stack is set up: skip (or fail under CI=true) at once
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def http_send(url):
 
 def chromium(tmp_path, url, *args, budget_ms):
     command = [
-        CHROMIUM,
+        chromium_path(),
         "--headless",
         "--no-sandbox",
         "--disable-gpu",

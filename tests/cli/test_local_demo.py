@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 
 from fleetpulse.demo import FAST, run_demo
 
@@ -15,9 +14,7 @@ def test_the_demo_story_happens_step_by_step(tmp_path, monkeypatch):
     monkeypatch.setenv("FLEETPULSE_SLACK_WEBHOOK_URL", "http://127.0.0.1:9/nowhere")
     before = set(threading.enumerate())
     lines = []
-    started = time.monotonic()
     assert run_demo(state_dir=tmp_path, pace=FAST, out=lines.append) == 0, "\n".join(lines)
-    took = time.monotonic() - started
     timeline = "\n".join(lines)
     steps = [
         "ok  demo-web-1 is late",
@@ -42,4 +39,3 @@ def test_the_demo_story_happens_step_by_step(tmp_path, monkeypatch):
     assert os.environ["FLEETPULSE_SLACK_WEBHOOK_URL"] == "http://127.0.0.1:9/nowhere"
     assert "FLEETPULSE_RULES" not in os.environ
     assert [t.name for t in threading.enumerate() if t not in before and t.is_alive()] == []
-    assert took < 40

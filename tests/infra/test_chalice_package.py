@@ -33,6 +33,8 @@ pytestmark = pytest.mark.slow
 FUNCTIONS = {
     "APIHandler": "app.app",
     "Evaluate": "app.evaluate",
+    "Checks": "app.schedule_checks",
+    "RunChecks": "app.run_checks",
     "NotifySlack": "app.notify_slack",
     "NotifyPagerduty": "app.notify_pagerduty",
 }
@@ -106,6 +108,9 @@ def test_environment_timeouts_memory_and_concurrency_come_from_config_json(packa
     assert seen == {
         "APIHandler": (25, memory, None),
         "Evaluate": (55, memory, None),
+        "Checks": (55, memory, None),
+        # A batch's runs wait on the network; sub-minute checks keep it a minute.
+        "RunChecks": (120, memory, None),
         # Slack takes about a message a second: two at a time, the rest queue in Lambda.
         "NotifySlack": (30, memory, 2),
         "NotifyPagerduty": (30, memory, None),
@@ -118,6 +123,9 @@ def test_triggers_the_schedule_the_topic_of_the_stage_and_the_api(package):
     r = resources(package)
     assert r["Evaluate"]["Properties"]["Events"] == {
         "EvaluateEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    }
+    assert r["Checks"]["Properties"]["Events"] == {
+        "ChecksEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
     }
     topic = stack(Settings.from_env({"FLEETPULSE_STAGE": stage})).resolve(
         cfn.load()["Resources"]["AlertsTopic"]["Properties"]["TopicName"], {}
@@ -186,7 +194,15 @@ def test_the_expanded_template_subscribes_both_notifiers_and_schedules_the_evalu
         if r["Type"] == "AWS::SNS::Subscription"
     )
     assert subscriptions == [("NotifyPagerduty", "lambda"), ("NotifySlack", "lambda")]
-    [rule] = [r for r in expanded.values() if r["Type"] == "AWS::Events::Rule"]
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Evaluate", "Arn"]}
+    rules = [r for r in expanded.values() if r["Type"] == "AWS::Events::Rule"]
+    assert {r["Properties"]["ScheduleExpression"] for r in rules} == {"rate(1 minute)"}
+    assert sorted(r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0] for r in rules) == [
+        "Checks",
+        "Evaluate",
+    ]
     assert stage in json.dumps(expanded)
+
+
+def test_remote_write_bodies_reach_the_lambda_as_binary(package):
+    api = resources(package)["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "application/x-protobuf" in api["x-amazon-apigateway-binary-media-types"]

@@ -31,6 +31,7 @@ KEYS = {
     "alerts": [("alert_id", "HASH", "S")],
     "silences": [("silence_id", "HASH", "S")],
     "ledger": [("id", "HASH", "S"), ("channel", "RANGE", "S")],
+    "checks": [("pk", "HASH", "S")],
 }
 
 

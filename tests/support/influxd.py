@@ -3,14 +3,13 @@
 Each test session starts its own instance (never the system service) on free
 127.0.0.1 ports with its data under a temporary directory, with
 authentication on, and stops it at the end. Where `influxd` is not
-installed the tests that need it skip and say how to install it.
+installed the tests that need it skip (fail under CI=true: tests/support/programs.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -23,8 +22,8 @@ import pytest
 import requests
 
 from fleetpulse.stack import free_port
+from tests.support.programs import require_program
 
-INSTALL_HINT = "install Debian's influxdb package (apt-get install influxdb) to run these tests"
 ADMIN_USER = "fleetpulse"
 ADMIN_PASSWORD = "test-password"  # a throwaway server on loopback
 
@@ -117,9 +116,7 @@ class InfluxServer:
 
 
 def _start(root: Path) -> tuple[subprocess.Popen[bytes], InfluxServer]:
-    binary = shutil.which("influxd")
-    if binary is None:
-        pytest.skip(INSTALL_HINT)
+    binary = require_program("influxd", "influxdb")
     http_port, rpc_port = free_port(), free_port()
     config = root / "influxdb.conf"
     config.write_text(_CONFIG.format(root=root, http_port=http_port, rpc_port=rpc_port))

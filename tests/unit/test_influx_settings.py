@@ -102,7 +102,8 @@ def test_the_influxdb_store_is_built_lazily_from_settings():
     assert store._session is None  # no connection until the first write
 
 
-def test_a_token_parameter_is_read_through_ssm_on_first_use():
+def test_a_token_parameter_becomes_a_secret_read_at_the_first_write_not_before():
+    # That the first write reads it from SSM: tests/adapters/test_ssm_secret.py, on moto.
     env = {
         **V2,
         "FLEETPULSE_INFLUX_TOKEN": "",
