@@ -62,6 +62,7 @@ BUNDLE_ORDER = (
     "spool",
     "send",
     "deliver",
+    "checks",
     "statsd",
     "diagnose",
     "imds",
@@ -161,6 +162,15 @@ LEFT_OUT = {
     "install": (
         "def install(args, log=print):\n"
         "    log('this build of the agent has no install command: use the zipapp `make agent` builds')\n"
+        "    return 2\n"
+    ),
+    "checks": (
+        "def load_checks(cfg):\n"
+        "    if set(cfg.sections) - {'agent'} or os.path.isdir(cfg.checks_dir):\n"
+        "        log.warning('this build of the agent runs no exec checks: use the zipapp `make agent` builds')\n"
+        "    return []\n"
+        "def check_now(checks, name):\n"
+        "    print('this build of the agent has no check command: use the zipapp `make agent` builds')\n"
         "    return 2\n"
     ),
     "status": (

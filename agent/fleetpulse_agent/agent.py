@@ -12,6 +12,7 @@ import threading
 import time
 
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
+from fleetpulse_agent.checks import CheckRunner, agent_deliver
 from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
 from fleetpulse_agent.diagnose import Diagnosis
@@ -24,7 +25,9 @@ from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, List, Optional
+
+    from fleetpulse_agent.checks import Check
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
@@ -48,6 +51,7 @@ class Agent:
         collector: Optional[Collector] = None,
         post: Optional[Callable[[bytes], Response]] = None,
         on_batch: Optional[Callable[[Dict[str, Any]], None]] = None,
+        checks: Optional[List[Check]] = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -68,6 +72,12 @@ class Agent:
         self.on_batch = on_batch  # tests watch every batch that enters the spool
         self.procs: Optional[Processes] = Processes.of(cfg) if cfg.processes else None
         self.diagnosis = Diagnosis()
+        # Exec checks run in a thread of their own: a hung plugin never delays a sample.
+        self.checks = None
+        if checks:
+            self.checks = CheckRunner(
+                checks, agent_deliver(self), clock, monotonic, cfg.send_interval
+            )
 
     # -- the collect side
 
@@ -106,6 +116,10 @@ class Agent:
             KINDS[name] = CONST  # totals since start: the last value is the one to send
         self.aggregator.add(SELF_MEASUREMENT, {}, counters, now_ms)
         points = self.aggregator.flush()
+        events = []
+        for event, point, _ in self.checks.take() if self.checks else ():
+            events.append(event)  # steady check results ride with the interval's batch
+            points.append(point)
         try:
             points += self.statsd.flush(now_ms, max(0.001, now - self.interval_started))
         except Exception as exc:  # the host's own points must not be lost with the statsd ones
@@ -143,6 +157,8 @@ class Agent:
         self.sender_thread.start()
         if self.procs:
             self.procs.start(self.stopping)
+        if self.checks:
+            self.checks.start()
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():
@@ -198,6 +214,8 @@ class Agent:
         self.wake.set()
         if self.server:
             self.server.stop()
+        if self.checks:
+            self.checks.stop()
         try:
             self.sample()
             self.cut("shutdown")
@@ -231,8 +249,10 @@ class Agent:
 
     def once(self, budget: float) -> bool:
         """One cycle: sample twice a second apart (rates need two readings), spool, send
-        the backlog. True when the spool is empty afterwards.
+        the backlog (and any exec checks, run once). True when the spool is empty afterwards.
         """
+        if self.checks:
+            self.checks.once()
         self.sample()
         time.sleep(min(1.0, self.cfg.sample_interval))
         self.aggregator.flush()  # the first reading only primed the counters
