@@ -31,7 +31,9 @@ from chalicelib.core.alert_message import (
     Link,
     Severity,
 )
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.models import ALERT_MEASUREMENT, FieldValue, Point
+from chalicelib.core.text import clip
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_ALERT_ID = 200
@@ -336,14 +338,6 @@ def confirm_sent(record: AlertRecord, now: datetime) -> AlertRecord:
     )
 
 
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat(timespec="seconds") if at is not None else None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
 def build_message(record: AlertRecord, status: AlertStatus, status_url: str | None) -> AlertMessage:
     """The Contract 2 message for `record` in `status`."""
     links: list[Link] = []
@@ -351,7 +345,7 @@ def build_message(record: AlertRecord, status: AlertStatus, status_url: str | No
         links.append({"href": record.runbook, "text": "Runbook"})
     if status_url:
         links.append({"href": status_url, "text": "Status page"})
-    started = _iso(record.active_at)
+    started = iso(record.active_at)
     assert started is not None
     return {
         "version": MESSAGE_VERSION,
@@ -362,13 +356,13 @@ def build_message(record: AlertRecord, status: AlertStatus, status_url: str | No
         "kind": record.kind.value,
         "host": record.host,
         "rule": record.rule,
-        "summary": _clip(record.summary) or f"{record.rule} on {record.host}",
-        "description": _clip(record.description),
+        "summary": clip(record.summary, MAX_TEXT) or f"{record.rule} on {record.host}",
+        "description": clip(record.description, MAX_TEXT),
         "value": record.value,
         "threshold": record.threshold,
         "labels": dict(record.labels),
         "started_at": started,
-        "resolved_at": _iso(record.resolved_at) if status is AlertStatus.RESOLVED else None,
+        "resolved_at": iso(record.resolved_at) if status is AlertStatus.RESOLVED else None,
         "links": links,
     }
 
@@ -383,7 +377,7 @@ def transition_point(change: AlertChange, now: datetime) -> Point | None:
         "status": transition[1].value,
         "previous": transition[0].value,
         "severity": record.severity.value,
-        "summary": _clip(record.summary) or record.rule,
+        "summary": clip(record.summary, MAX_TEXT) or record.rule,
     }
     if record.value is not None:
         fields["value"] = float(record.value)
@@ -391,7 +385,7 @@ def transition_point(change: AlertChange, now: datetime) -> Point | None:
         fields["threshold"] = float(record.threshold)
     return Point(
         ALERT_MEASUREMENT,
-        int(now.timestamp() * 1000),
+        ms_of_instant(now),
         {"alert_id": record.alert_id, "rule": record.rule, "kind": record.kind.value},
         fields,
     )

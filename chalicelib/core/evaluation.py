@@ -37,6 +37,7 @@ from chalicelib.core.alerts import (
 from chalicelib.core.durations import format_duration
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
 from chalicelib.core.hosts import HostState
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.matchers import matches_all
 from chalicelib.core.rules import (
     HEARTBEAT_RULE,
@@ -136,7 +137,7 @@ def evaluate(
     now: datetime,
 ) -> Evaluation:
     """Every change this evaluation makes: alert transitions and notifications, host writes."""
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     by_measurement = policy.rules.by_measurement
     hosts_with_alerts = {r.host for r in alerts.values()}
     obs: dict[str, Observation] = {}
@@ -407,7 +408,7 @@ def _heartbeat_obs(
         "silent_for": format_duration(silent_for),
         "period": format_duration(h.interval),
         "grace": format_duration(grace),
-        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
+        "last_seen_at": iso(h.last_seen_at),
         "tags": h.tags,
     }
     return Observation(

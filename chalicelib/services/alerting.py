@@ -26,6 +26,7 @@ from chalicelib.core.alerts import (
 from chalicelib.core.errors import InvalidPayload, NotFound, Problem
 from chalicelib.core.evaluation import AlertingPolicy, Evaluation, HostAction, evaluate
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_status
+from chalicelib.core.instants import iso
 from chalicelib.core.matchers import Matcher
 from chalicelib.core.models import HostReport, Point
 from chalicelib.core.ports import (
@@ -320,14 +321,14 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
     return {
         "host": h.host,
         "state": status.value,
-        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
-        "first_seen_at": h.first_seen_at.isoformat(timespec="seconds"),
+        "last_seen_at": iso(h.last_seen_at),
+        "first_seen_at": iso(h.first_seen_at),
         "interval_s": h.interval.total_seconds(),
         "grace_s": grace.total_seconds(),
         "tags": h.tags,
         "agent_name": h.agent_name,
         "agent_version": h.agent_version,
-        "retired_at": h.retired_at.isoformat(timespec="seconds") if h.retired_at else None,
+        "retired_at": iso(h.retired_at),
         "series": len(h.series),
         "services": {name: s.status for name, s in sorted(h.services.items())},
     }
@@ -336,9 +337,6 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
 def alert_view(record: AlertRecord, active_silences: list[Silence]) -> dict[str, Any]:
     builtin = record.builtin_labels()
     silenced_by = [s.silence_id for s in active_silences if s.matches(builtin, record.labels)]
-
-    def iso(at: datetime | None) -> str | None:
-        return at.isoformat(timespec="seconds") if at else None
 
     return {
         "alert_id": record.alert_id,
