@@ -40,7 +40,6 @@ def rules(*rule_dicts: dict[str, Any], **top: Any) -> RuleSet:
     return parse_rules({"rules": list(rule_dicts), **top})
 
 
-
 class Fleet:
     """Hosts post, the evaluator runs; everything in memory, time passed in."""
 

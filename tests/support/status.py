@@ -23,7 +23,6 @@ MINUTES = 30
 Send = Callable[[str, str, Any, str], tuple[int, Any]]
 
 
-
 def body(host: str, at: datetime, busy: float, mem: float, disk: float, **extra: Any) -> dict:
     return {
         "host": host,
