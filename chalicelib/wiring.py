@@ -145,7 +145,8 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotifyService:
-        from chalicelib.core.notify import Channel, RetryPolicy
+        from chalicelib.core.notify import Channel
+        from chalicelib.core.retry import RetryPolicy
         from chalicelib.services.notify import NotifyService
 
         notify = self.settings.notify
