@@ -54,7 +54,9 @@ class Services:
 
     @cached_property
     def metric_store(self) -> MetricStore:
-        if self.settings.store == "timestream":
+        from chalicelib.settings import MetricBackend, SettingsError
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
             from chalicelib.adapters.timestream import TimestreamMetricStore
 
             return TimestreamMetricStore(
@@ -62,7 +64,7 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
-        if self.settings.store == "influxdb":
+        if self.settings.store is MetricBackend.INFLUXDB:
             from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
 
             token: TokenSource = self.settings.influx_token
@@ -71,8 +73,6 @@ class Services:
 
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
-        from chalicelib.settings import SettingsError
-
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
