@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.influx import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINES,
@@ -31,7 +32,7 @@ from chalicelib.core.influx import (
 )
 from chalicelib.core.models import HostReport, InfluxApi, Point, Rejection
 from chalicelib.core.ports import BackendUnavailable
-from chalicelib.core.retry import AttemptFailed, GaveUp, Retrier, RetryPolicy, parse_retry_after
+from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     import requests

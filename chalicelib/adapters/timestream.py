@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.models import HostReport, Rejection
 from chalicelib.core.ports import BackendUnavailable
-from chalicelib.core.retry import AttemptFailed, GaveUp, Retrier, RetryPolicy
+from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy
 from chalicelib.core.timestream import WriteRequest, plan_writes
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.core.alert_message import AlertMessage, AlertStatus
-from chalicelib.core.retry import AttemptFailed
+from chalicelib.core.errors import AttemptFailed
 
 
 class Channel(enum.StrEnum):

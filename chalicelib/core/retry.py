@@ -4,7 +4,8 @@ Timestream and InfluxDB writes and the notifiers' HTTP posts retry the same
 way: exponential backoff with "equal jitter", at least as long as a
 Retry-After asks, within a number of attempts, a total sleep and a deadline
 that bounds attempts and waits together. Only a failure that says it may pass
-(`AttemptFailed.retryable`) is retried; any other exception goes straight to
+(`AttemptFailed.retryable`, in core/errors.py so that `import app`
+needs nothing of this module) is retried; any other exception goes straight to
 the caller.
 
 Pure: the clock, the sleep and the jitter are handed in.
@@ -12,18 +13,18 @@ Pure: the clock, the sleep and the jitter are handed in.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
+
+from chalicelib.core.errors import AttemptFailed
 
 T = TypeVar("T")
 
 # A wait longer than any deadline here means "stop now"; clamping keeps a huge
 # number from overflowing timedelta.
 MAX_RETRY_AFTER = timedelta(days=1)
-_DELTA_SECONDS = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -37,7 +38,8 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if _DELTA_SECONDS.match(value):
+    whole, dot, fraction = value.partition(".")
+    if _digits(whole) and (not dot or _digits(fraction)):
         return timedelta(seconds=min(float(value), MAX_RETRY_AFTER.total_seconds()))
     from email.utils import parsedate_to_datetime  # rare: kept off the import path
 
@@ -50,21 +52,8 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     return min(max(at - now, timedelta(0)), MAX_RETRY_AFTER)
 
 
-class AttemptFailed(Exception):
-    """One attempt failed. `retryable` False: another attempt cannot help, stop now.
-    `retry_after`: the wait the server asked for, if it said."""
-
-    def __init__(
-        self, reason: str, *, retryable: bool = True, retry_after: timedelta | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self._retryable = retryable
-        self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self._retryable
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 class GaveUp(Exception):

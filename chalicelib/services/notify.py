@@ -25,6 +25,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chalicelib.core.alert_message import AlertStatus, Severity, parse_alert_message
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.notify import (
     Channel,
     Claim,
@@ -38,7 +39,7 @@ from chalicelib.core.notify import (
     decide,
 )
 from chalicelib.core.ports import DeliveryLedger, Notifier
-from chalicelib.core.retry import AttemptFailed, GaveUp, Retrier, RetryPolicy
+from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy
 
 logger = Logger(child=True)
 

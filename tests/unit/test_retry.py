@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.retry import (
     MAX_RETRY_AFTER,
-    AttemptFailed,
     GaveUp,
     Retrier,
     RetryPolicy,
