@@ -36,7 +36,9 @@ from chalicelib.core.notify import (
     DeliveryState,
     Notification,
     Outcome,
-    decide,
+)
+from chalicelib.core.notify import (
+    decide as skip_reason,
 )
 from chalicelib.core.ports import DeliveryLedger, Notifier
 from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy
@@ -162,7 +164,7 @@ class NotifyService:
         """Whether to send, from what the channel already got for the episode (core.notify)."""
         message, channel = job.delivery.message, job.delivery.channel
         episode = self.ledger.episode(message["dedup_key"], channel)
-        skip = decide(channel, message, episode)
+        skip = skip_reason(channel, message, episode)
         if skip is not None:
             job.record = DeliveryRecord(skip)
             return None
