@@ -60,7 +60,9 @@ class Services:
 
     @cached_property
     def metric_store(self) -> MetricStore:
-        if self.settings.store == "timestream":
+        from chalicelib.settings import MetricBackend, SettingsError
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
             from chalicelib.adapters.timestream import TimestreamMetricStore
 
             return TimestreamMetricStore(
@@ -68,7 +70,7 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
-        if self.settings.store == "influxdb":
+        if self.settings.store is MetricBackend.INFLUXDB:
             from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
 
             token: TokenSource = self.settings.influx_token
@@ -77,8 +79,6 @@ class Services:
 
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
-        from chalicelib.settings import SettingsError
-
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
@@ -151,7 +151,8 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotifyService:
-        from chalicelib.core.notify import Channel, RetryPolicy
+        from chalicelib.core.notify import Channel
+        from chalicelib.core.retry import RetryPolicy
         from chalicelib.services.notify import NotifyService
 
         notify = self.settings.notify

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from chalicelib.core.tokens import ID_BYTES, SECRET_BYTES, Scope, TokenRecord, mint, token_hash
 from chalicelib.routing import MAX_RETRY_ATTEMPTS
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.inbox import LocalInbox
 from fleetpulse.lambdas import (
@@ -385,7 +385,7 @@ class LocalStack:
         )
 
     def _prepare_store(self, settings: Settings, services: Services) -> str:
-        if settings.store != "influxdb":
+        if settings.store is not MetricBackend.INFLUXDB:
             return (
                 f"Timestream (embedded) {settings.timestream_database}/{settings.timestream_table}"
             )

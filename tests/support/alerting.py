@@ -15,6 +15,7 @@ from chalicelib.adapters.memory import (
 )
 from chalicelib.core.evaluation import AlertingPolicy
 from chalicelib.core.hosts import host_update
+from chalicelib.core.instants import ms_of_instant as ms
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
 from chalicelib.core.rules import RuleSet, parse_rules
 from chalicelib.core.silences import parse_silence
@@ -37,10 +38,6 @@ DISK_RULE: dict[str, Any] = {
 
 def rules(*rule_dicts: dict[str, Any], **top: Any) -> RuleSet:
     return parse_rules({"rules": list(rule_dicts), **top})
-
-
-def ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 class Fleet:
