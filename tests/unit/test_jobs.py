@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.core.alert_message import AlertKind, AlertStatus
-from chalicelib.core.alerts import Timing
+from chalicelib.core.alerts import AlertState, Confirm, Publish, Timing, Write
 from chalicelib.core.errors import InvalidPayload
 from chalicelib.core.jobs import (
     MAX_OPEN_RUNS,
@@ -204,26 +204,29 @@ def test_a_failing_job_pages_once_then_resolves():
         "status_url": None,
     }
     [change] = job_alert_changes([j], {}, lambda r: False, T0, **kwargs)
-    assert change.publish is not None
-    assert change.publish["status"] == AlertStatus.FIRING
-    assert change.publish["kind"] == AlertKind.JOB
-    assert change.publish["description"].endswith("out of disk")
-    assert change.after is not None
-    confirmed = replace(
-        change.after,
-        outbox=None,
-        outbox_at=None,
-        notified=AlertStatus.FIRING,
-        notified_at=T0,
-        notified_severity=change.after.severity,
-    )
-    records = {confirmed.alert_id: confirmed}
+    write, publish, confirm = change.steps
+    assert isinstance(publish, Publish)
+    assert publish.message["status"] == AlertStatus.FIRING
+    assert publish.message["kind"] == AlertKind.JOB
+    assert publish.message["description"].endswith("out of disk")
+    assert isinstance(write, Write)
+    assert write.after is not None
+    assert write.after.state is AlertState.FIRING
+    assert write.after.outbox == publish.message
+    assert isinstance(confirm, Confirm)
+    assert confirm.after.notified is AlertStatus.FIRING
+    assert confirm.after.outbox is None
+    records = {confirm.after.alert_id: confirm.after}
     later = T0 + timedelta(minutes=5)
     assert job_alert_changes([j], records, lambda r: False, later, **kwargs) == []
     ok = pinged(j, PingKind.SUCCESS, later)
     [resolved] = job_alert_changes([ok], records, lambda r: False, later, **kwargs)
-    assert resolved.publish is not None
-    assert resolved.publish["status"] == AlertStatus.RESOLVED
+    write, publish, _ = resolved.steps
+    assert isinstance(write, Write)
+    assert write.after is not None
+    assert write.after.state is AlertState.RESOLVED
+    assert isinstance(publish, Publish)
+    assert publish.message["status"] == AlertStatus.RESOLVED
 
 
 def test_a_new_job_and_a_spec_default_say_nothing():
