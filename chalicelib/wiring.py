@@ -101,7 +101,7 @@ class Services:
 
     @cached_property
     def ledger(self) -> DeliveryLedger:
-        from chalicelib.adapters.ledger import DynamoDBLedger
+        from chalicelib.adapters.dynamodb import DynamoDBLedger
 
         return DynamoDBLedger(self.clients.get("dynamodb"), self.settings.ledger_table)
 

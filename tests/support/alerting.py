@@ -6,19 +6,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters.memory import (
-    InMemoryAlertPublisher,
-    InMemoryAlertStore,
-    InMemoryHostStore,
-    InMemoryMetricStore,
-    InMemorySilenceStore,
-)
 from chalicelib.core.evaluation import AlertingPolicy
 from chalicelib.core.hosts import host_update
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
 from chalicelib.core.rules import RuleSet, parse_rules
 from chalicelib.core.silences import parse_silence
 from chalicelib.services.alerting import AlertingService, EvaluationReport
+from tests.support.memory import (
+    InMemoryAlertPublisher,
+    InMemoryAlertStore,
+    InMemoryHostStore,
+    InMemoryMetricStore,
+    InMemorySilenceStore,
+)
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday
 

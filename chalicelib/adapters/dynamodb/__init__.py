@@ -1,0 +1,49 @@
+"""DynamoDB adapters, one module per table, over one shared helper module.
+
+- `common`: the codec (`to_item`, `from_item`, `ddb_number`), the error rule
+  (a failed condition is a lost race, False; any other botocore error is
+  BackendUnavailable), conditional writes and the paginated Scan.
+- `tokens`, `hosts`, `alerts`, `silences`, `ledger`: one store each, with its
+  item layout as TypedDicts.
+
+Items are read and written with the low-level client and boto3's type
+(de)serializer, so the request shapes are exactly what DynamoDB receives.
+"""
+
+from __future__ import annotations
+
+from chalicelib.adapters.dynamodb.alerts import (
+    AlertItem,
+    DynamoDBAlertStore,
+    alert_from_item,
+    alert_to_item,
+)
+from chalicelib.adapters.dynamodb.common import ddb_number, from_item, to_item
+from chalicelib.adapters.dynamodb.hosts import (
+    DynamoDBHostStore,
+    HostItem,
+    UpdateOp,
+    snapshot_from_item,
+)
+from chalicelib.adapters.dynamodb.ledger import DynamoDBLedger
+from chalicelib.adapters.dynamodb.silences import DynamoDBSilenceStore, SilenceItem
+from chalicelib.adapters.dynamodb.tokens import DynamoDBTokenStore, TokenItem
+
+__all__ = [
+    "AlertItem",
+    "DynamoDBAlertStore",
+    "DynamoDBHostStore",
+    "DynamoDBLedger",
+    "DynamoDBSilenceStore",
+    "DynamoDBTokenStore",
+    "HostItem",
+    "SilenceItem",
+    "TokenItem",
+    "UpdateOp",
+    "alert_from_item",
+    "alert_to_item",
+    "ddb_number",
+    "from_item",
+    "snapshot_from_item",
+    "to_item",
+]
