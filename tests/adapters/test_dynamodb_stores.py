@@ -206,3 +206,28 @@ def test_the_history_slot_rides_in_the_heartbeat_request(aws_services):
         HistoryPoint(t, 12.5, 40.0),
         HistoryPoint(t + 60_000, None, 41.0),
     ]
+
+
+def test_the_collectors_stores_load_only_their_tables_modules():
+    """The package re-exports every store, but a post loads only the tokens and hosts
+    modules: not the alerting and notification domain behind the other tables."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from chalicelib.adapters.dynamodb import DynamoDBHostStore, DynamoDBTokenStore\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('chalicelib'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert {"chalicelib.adapters.dynamodb.tokens", "chalicelib.adapters.dynamodb.hosts"} <= loaded
+    assert not loaded & {
+        "chalicelib.adapters.dynamodb.alerts",
+        "chalicelib.adapters.dynamodb.silences",
+        "chalicelib.adapters.dynamodb.ledger",
+        "chalicelib.core.alerts",
+        "chalicelib.core.notify",
+    }

@@ -12,22 +12,55 @@ Items are read and written with the low-level client and boto3's type
 
 from __future__ import annotations
 
-from chalicelib.adapters.dynamodb.alerts import (
-    AlertItem,
-    DynamoDBAlertStore,
-    alert_from_item,
-    alert_to_item,
-)
-from chalicelib.adapters.dynamodb.common import ddb_number, from_item, to_item
-from chalicelib.adapters.dynamodb.hosts import (
-    DynamoDBHostStore,
-    HostItem,
-    UpdateOp,
-    snapshot_from_item,
-)
-from chalicelib.adapters.dynamodb.ledger import DynamoDBLedger
-from chalicelib.adapters.dynamodb.silences import DynamoDBSilenceStore, SilenceItem
-from chalicelib.adapters.dynamodb.tokens import DynamoDBTokenStore, TokenItem
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.dynamodb.alerts import (
+        AlertItem,
+        DynamoDBAlertStore,
+        alert_from_item,
+        alert_to_item,
+    )
+    from chalicelib.adapters.dynamodb.common import ddb_number, from_item, to_item
+    from chalicelib.adapters.dynamodb.hosts import (
+        DynamoDBHostStore,
+        HostItem,
+        UpdateOp,
+        snapshot_from_item,
+    )
+    from chalicelib.adapters.dynamodb.ledger import DynamoDBLedger
+    from chalicelib.adapters.dynamodb.silences import DynamoDBSilenceStore, SilenceItem
+    from chalicelib.adapters.dynamodb.tokens import DynamoDBTokenStore, TokenItem
+
+# Each name loads only its table's module: the collector's first post needs the tokens
+# and hosts tables, not the alerting and notification domain behind the others.
+_HOMES = {
+    "AlertItem": "alerts",
+    "DynamoDBAlertStore": "alerts",
+    "alert_from_item": "alerts",
+    "alert_to_item": "alerts",
+    "ddb_number": "common",
+    "from_item": "common",
+    "to_item": "common",
+    "DynamoDBHostStore": "hosts",
+    "HostItem": "hosts",
+    "UpdateOp": "hosts",
+    "snapshot_from_item": "hosts",
+    "DynamoDBLedger": "ledger",
+    "DynamoDBSilenceStore": "silences",
+    "SilenceItem": "silences",
+    "DynamoDBTokenStore": "tokens",
+    "TokenItem": "tokens",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "AlertItem",
