@@ -56,13 +56,6 @@ from chalicelib.adapters.dynamodb import (  # noqa: E402
     snapshot_from_item,
     to_item,
 )
-from chalicelib.adapters.memory import (  # noqa: E402
-    InMemoryAlertPublisher,
-    InMemoryAlertStore,
-    InMemoryHostStore,
-    InMemoryMetricStore,
-    InMemorySilenceStore,
-)
 from chalicelib.core.evaluation import AlertingPolicy, evaluate  # noqa: E402
 from chalicelib.core.hosts import host_update  # noqa: E402
 from chalicelib.core.instants import ms_of_instant  # noqa: E402
@@ -70,6 +63,13 @@ from chalicelib.core.models import Event, EventStatus, HostReport, Point  # noqa
 from chalicelib.core.rules import parse_rules  # noqa: E402
 from chalicelib.core.silences import parse_silence  # noqa: E402
 from chalicelib.services.alerting import AlertingService  # noqa: E402
+from tests.support.memory import (  # noqa: E402
+    InMemoryAlertPublisher,
+    InMemoryAlertStore,
+    InMemoryHostStore,
+    InMemoryMetricStore,
+    InMemorySilenceStore,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BREACHING = 0.02

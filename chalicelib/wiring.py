@@ -107,7 +107,7 @@ class Services:
 
     @cached_property
     def ledger(self) -> DeliveryLedger:
-        from chalicelib.adapters.ledger import DynamoDBLedger
+        from chalicelib.adapters.dynamodb import DynamoDBLedger
 
         return DynamoDBLedger(self.clients.get("dynamodb"), self.settings.ledger_table)
 
@@ -236,7 +236,7 @@ class Services:
         """Remote checks (docs/CHECKS.md): the file's and the API's, their runs and alerts."""
         from chalicelib.adapters import probes
         from chalicelib.adapters.checks_file import checks_path, load_checks
-        from chalicelib.adapters.dynamodb_checks import DynamoDBCheckStore
+        from chalicelib.adapters.dynamodb import DynamoDBCheckStore
         from chalicelib.services.checks import CheckService, InProcessInvoker, Invoker
 
         settings = self.settings
@@ -283,7 +283,7 @@ class Services:
 
     @cached_property
     def job_store(self) -> JobStore:
-        from chalicelib.adapters.dynamodb_jobs import DynamoDBJobStore
+        from chalicelib.adapters.dynamodb import DynamoDBJobStore
 
         return DynamoDBJobStore(self.clients.get("dynamodb"), self.settings.jobs_table)
 
@@ -295,7 +295,7 @@ class Services:
 
     @cached_property
     def lifecycle(self) -> LifecycleService:
-        from chalicelib.adapters.dynamodb_instances import DynamoDBInstanceDirectory
+        from chalicelib.adapters.dynamodb import DynamoDBInstanceDirectory
         from chalicelib.services.lifecycle import LifecycleService
 
         return LifecycleService(

@@ -48,7 +48,9 @@ def create_token(args: argparse.Namespace) -> int:
     token_id, token = mint(secrets.token_bytes(ID_BYTES + SECRET_BYTES))
     record = TokenRecord(token_id, token_hash(token), scope, args.name, datetime.now(UTC))
     with common.backend_errors("tokens table"):
-        common.services(args).token_store.put(record)
+        stored = common.services(args).token_store.put(record)
+    if not stored:  # 56 random bits: all but impossible
+        raise common.CommandError(f"token id {token_id} is taken; run the command again")
     if args.json:
         print(
             json.dumps(

@@ -1,4 +1,4 @@
-"""The jobs table on moto and the in-memory fake, held to the same contract."""
+"""The JobStore contract, held by the in-memory fake and by DynamoDB (moto)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.adapters.dynamodb_jobs import DynamoDBJobStore
-from chalicelib.adapters.memory_jobs import InMemoryJobStore
+from chalicelib.adapters.dynamodb import DynamoDBJobStore
 from chalicelib.core.jobs import (
     PING_BURST,
     Job,
@@ -21,23 +20,15 @@ from chalicelib.core.jobs import (
     parse_spec,
 )
 from chalicelib.core.ports import BackendUnavailable
-from chalicelib.settings import Settings
-from fleetpulse.resources import create_all
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ID_A = "0b7f5f0e-2a4c-4b8e-9d3f-6c1a2b3c4d5e"
 ID_B = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 
 
-@pytest.fixture(params=["dynamodb", "memory"])
-def store(request):
-    if request.param == "memory":
-        return InMemoryJobStore()
-    request.getfixturevalue("aws")
-    settings = Settings.from_env({})
-    clients = AwsClients(region="us-east-1")
-    create_all(settings, clients)
-    return DynamoDBJobStore(clients.get("dynamodb"), settings.jobs_table)
+@pytest.fixture
+def store(stores):
+    return stores.jobs
 
 
 def spec(**raw: object) -> JobSpec:

@@ -165,6 +165,15 @@ def test_the_package_ships_the_app_and_its_runtime_dependencies_only(package):
     assert any(n.startswith("yaml/") for n in names)
     # The operator's command, the tests and the agent stay home.
     assert not [n for n in names if n.startswith(("fleetpulse/", "tests/", "agent/", "bench/"))]
+    # So do the in-memory stores only tests and benchmarks use.
+    assert "chalicelib/adapters/dynamodb/hosts.py" in names
+    with zipfile.ZipFile(archive) as z:
+        fakes = [
+            n
+            for n in names
+            if n.startswith("chalicelib/") and n.endswith(".py") and b"class InMemory" in z.read(n)
+        ]
+    assert fakes == []
 
 
 def test_cfn_lint_passes_on_the_generated_template(package):

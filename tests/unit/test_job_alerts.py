@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib.adapters.memory_jobs import InMemoryJobStore
 from chalicelib.core.jobs import Ping, PingKind, apply_ping, new_job, parse_spec
 from chalicelib.core.ports import BackendUnavailable
 from tests.support.alerting import T0, Fleet
+from tests.support.memory import InMemoryJobStore
 
 ID = "0b7f5f0e-2a4c-4b8e-9d3f-6c1a2b3c4d5e"
 

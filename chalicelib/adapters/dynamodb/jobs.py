@@ -9,21 +9,23 @@ fails its condition on `version` and is retried from a consistent read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from aws_lambda_powertools import Logger
-
+from chalicelib.adapters.dynamodb.common import (
+    backend,
+    conditional_write,
+    from_item,
+    scan_decoded,
+    to_item,
+)
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.jobs import PING_BURST, Job, JobSpec, LastRun, parse_spec
-from chalicelib.core.ports import BackendUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-logger = Logger(child=True)
-
+TABLE = "jobs"
 PING_ID_INDEX = "ping_id"
 _NO_RID = "-"  # a run started without ?rid= (a map key cannot be empty)
 
@@ -115,25 +117,6 @@ def job_from_item(item: dict[str, Any]) -> Job:
     )
 
 
-def _serialize(value: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    ser = TypeSerializer()
-    return {k: ser.serialize(v) for k, v in value.items()}
-
-
-def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    de = TypeDeserializer()
-    return {k: de.deserialize(v) for k, v in item.items()}
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(exc).__name__))
-
-
 class DynamoDBJobStore:
     """Jobs (key `slug`; GSI `ping_id`). A ClientError is BackendUnavailable, except a
     failed condition, which is a lost race: False."""
@@ -143,47 +126,36 @@ class DynamoDBJobStore:
         self.table = table
 
     def get(self, slug: str) -> Job | None:
-        response = self._call(
-            lambda: self.client.get_item(
+        with backend(TABLE):
+            response = self.client.get_item(
                 TableName=self.table, Key={"slug": {"S": slug}}, ConsistentRead=True
             )
-        )
         item = response.get("Item")
-        return job_from_item(_deserialize(item)) if item else None
+        return job_from_item(from_item(item)) if item else None
 
     def by_ping_id(self, ping_id: str) -> Job | None:
-        response = self._call(
-            lambda: self.client.query(
+        with backend(TABLE):
+            response = self.client.query(
                 TableName=self.table,
                 IndexName=PING_ID_INDEX,
                 KeyConditionExpression="ping_id = :p",
                 ExpressionAttributeValues={":p": {"S": ping_id}},
                 Limit=1,
             )
-        )
         items = response.get("Items") or []
-        return job_from_item(_deserialize(items[0])) if items else None
+        return job_from_item(from_item(items[0])) if items else None
 
     def scan(self) -> list[Job]:
-        jobs: list[Job] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
-        while True:
-            page = self._call(lambda: self.client.scan(**kwargs))
-            for raw in page.get("Items", []):
-                try:
-                    jobs.append(job_from_item(_deserialize(raw)))
-                except (KeyError, ValueError, TypeError) as exc:
-                    # One bad item must not stop an evaluation.
-                    logger.error("unreadable job item skipped", extra={"reason": str(exc)[:300]})
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return jobs
-            kwargs["ExclusiveStartKey"] = last
+        """Every job; an unreadable item is logged and skipped (one bad item must not
+        stop an evaluation)."""
+        return scan_decoded(
+            self.client, self.table, TABLE, lambda raw: job_from_item(from_item(raw)), True
+        )
 
     def define(self, spec: JobSpec, ping_id: str, now: datetime) -> Job:
         definition = {k: v for k, v in spec.as_json().items() if v not in (None, {})}
-        response = self._call(
-            lambda: self.client.update_item(
+        with backend(TABLE):
+            response = self.client.update_item(
                 TableName=self.table,
                 Key={"slug": {"S": spec.slug}},
                 # `definition` and `version` are reserved words in expressions.
@@ -197,7 +169,7 @@ class DynamoDBJobStore:
                     "#c": "created_at",
                     "#v": "version",
                 },
-                ExpressionAttributeValues=_serialize(
+                ExpressionAttributeValues=to_item(
                     {
                         ":d": definition,
                         ":p": ping_id,
@@ -208,58 +180,39 @@ class DynamoDBJobStore:
                 ),
                 ReturnValues="ALL_NEW",
             )
-        )
-        return job_from_item(_deserialize(response["Attributes"]))
+        return job_from_item(from_item(response["Attributes"]))
 
     def create(self, job: Job) -> bool:
-        return self._conditional(
+        return conditional_write(
+            TABLE,
             lambda: self.client.put_item(
                 TableName=self.table,
-                Item=_serialize(dict(job_to_item(job))),
+                Item=to_item(dict(job_to_item(job))),
                 ConditionExpression="attribute_not_exists(slug)",
-            )
+            ),
         )
 
     def put(self, job: Job, expected_version: int) -> bool:
-        return self._conditional(
+        return conditional_write(
+            TABLE,
             lambda: self.client.put_item(
                 TableName=self.table,
-                Item=_serialize(dict(job_to_item(job))),
+                Item=to_item(dict(job_to_item(job))),
                 ConditionExpression="#v = :v AND ping_id = :p",
                 ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues={
                     ":v": {"N": str(expected_version)},
                     ":p": {"S": job.ping_id},
                 },
-            )
+            ),
         )
 
     def delete(self, slug: str) -> bool:
-        return self._conditional(
+        return conditional_write(
+            TABLE,
             lambda: self.client.delete_item(
                 TableName=self.table,
                 Key={"slug": {"S": slug}},
                 ConditionExpression="attribute_exists(slug)",
-            )
+            ),
         )
-
-    def _call(self, call: Callable[[], Any]) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return call()
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"jobs table: {_code(exc)}") from exc
-
-    def _conditional(self, call: Callable[[], object]) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            call()
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise BackendUnavailable(f"jobs table: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise BackendUnavailable(f"jobs table: {exc}") from exc
-        return True
