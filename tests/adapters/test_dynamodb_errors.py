@@ -20,14 +20,19 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.dynamodb import (
     DynamoDBAlertStore,
+    DynamoDBCheckStore,
     DynamoDBHostStore,
+    DynamoDBInstanceDirectory,
+    DynamoDBJobStore,
     DynamoDBLedger,
     DynamoDBSilenceStore,
     DynamoDBTokenStore,
 )
 from chalicelib.core.alert_message import AlertKind, Severity
 from chalicelib.core.alerts import AlertRecord, AlertState
+from chalicelib.core.checks import LocationState
 from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest
+from chalicelib.core.jobs import JobSpec, new_job
 from chalicelib.core.notify import (
     Channel,
     Claim,
@@ -77,6 +82,9 @@ CLAIM = Claim(ClaimStatus.CLAIMED, "c-1")
 SENT = DeliveryRecord(DeliveryState.SENT, 1, 200)
 FAILED = DeliveryRecord(DeliveryState.FAILED_TEMPORARY, 1, 500, "HTTP 500")
 
+JOB = new_job(JobSpec("backup"), "0b7f5f0e-2a4c-4b8e-9d3f-6c1a2b3c4d5e", NOW)
+CHECK_STATE: LocationState = {"at": 2, "up": False, "fails": 1, "reason": "r", "severity": None}
+
 Op = tuple[str, Callable[[Any], object]]  # the client method it calls, and the call
 
 TOKEN_OPS: dict[str, Op] = {
@@ -114,13 +122,45 @@ LEDGER_OPS: dict[str, Op] = {
     "episode": ("get_item", lambda s: s.episode("k", Channel.SLACK)),
     "delivery": ("get_item", lambda s: s.delivery("m-1", Channel.SLACK)),
 }
+JOB_OPS: dict[str, Op] = {
+    "get": ("get_item", lambda s: s.get("backup")),
+    "by_ping_id": ("query", lambda s: s.by_ping_id(JOB.ping_id)),
+    "scan": ("scan", lambda s: s.scan()),
+    "define": ("update_item", lambda s: s.define(JOB.spec, JOB.ping_id, NOW)),
+    "create": ("put_item", lambda s: s.create(JOB)),
+    "put": ("put_item", lambda s: s.put(JOB, 0)),
+    "delete": ("delete_item", lambda s: s.delete("backup")),
+}
+CHECK_OPS: dict[str, Op] = {
+    "scan": ("scan", lambda s: s.scan()),
+    "get": ("get_item", lambda s: s.get("db")),
+    "put": ("put_item", lambda s: s.put("db", {"name": "db"}, NOW)),
+    "delete": ("delete_item", lambda s: s.delete("db")),
+    "state": ("get_item", lambda s: s.state("db", "us-east-1")),
+    "record": ("put_item", lambda s: s.record("db", "us-east-1", CHECK_STATE, 1)),
+}
+INSTANCE_OPS: dict[str, Op] = {
+    "hosts_of": ("query", lambda s: s.hosts_of("i-0123456789abcdef0")),
+    "end": (
+        "update_item",
+        lambda s: s.end("web-1", "i-0123456789abcdef0", HostState.RETIRED, "terminated", NOW),
+    ),
+}
 STORES = {
     "tokens": DynamoDBTokenStore,
     "hosts": DynamoDBHostStore,
     "alerts": DynamoDBAlertStore,
     "silences": DynamoDBSilenceStore,
     "ledger": DynamoDBLedger,
+    "jobs": DynamoDBJobStore,
+    "checks": DynamoDBCheckStore,
+    "instances": DynamoDBInstanceDirectory,
 }
+SHOWN_AS = {"instances": "hosts"}  # the instance directory is the hosts table's index
+
+
+def named(table: str) -> str:
+    return SHOWN_AS.get(table, table)
 
 
 def client() -> Any:
@@ -134,7 +174,7 @@ def assert_fault_is_backend_unavailable(
     dynamodb = client()
     stub = Stubber(dynamodb)
     stub.add_client_error(method, code, "no", http_status_code=status)
-    with stub, pytest.raises(BackendUnavailable, match=f"{table} table: {code}") as raised:
+    with stub, pytest.raises(BackendUnavailable, match=f"{named(table)} table: {code}") as raised:
         call(STORES[table](dynamodb, table))
     stub.assert_no_pending_responses()
     return raised.value
@@ -173,6 +213,21 @@ def test_ledger_faults_are_backend_unavailable(op, code, status):
     assert_fault_is_backend_unavailable("ledger", op, code, status)
 
 
+@each(JOB_OPS)
+def test_job_store_faults_are_backend_unavailable(op, code, status):
+    assert_fault_is_backend_unavailable("jobs", op, code, status)
+
+
+@each(CHECK_OPS)
+def test_check_store_faults_are_backend_unavailable(op, code, status):
+    assert_fault_is_backend_unavailable("checks", op, code, status)
+
+
+@each(INSTANCE_OPS)
+def test_instance_directory_faults_are_backend_unavailable(op, code, status):
+    assert_fault_is_backend_unavailable("instances", op, code, status)
+
+
 CONDITIONAL = [
     ("tokens", TOKEN_OPS["put"], False),
     ("tokens", TOKEN_OPS["revoke"], False),
@@ -187,6 +242,11 @@ CONDITIONAL = [
     ("silences", SILENCE_OPS["put"], False),
     ("silences", SILENCE_OPS["delete"], False),
     ("ledger", LEDGER_OPS["finish-failed"], None),  # the lease was taken over: a no-op
+    ("jobs", JOB_OPS["create"], False),
+    ("jobs", JOB_OPS["put"], False),
+    ("jobs", JOB_OPS["delete"], False),
+    ("checks", CHECK_OPS["record"], False),
+    ("instances", INSTANCE_OPS["end"], False),
 ]
 
 
@@ -277,6 +337,9 @@ def refused_endpoint() -> str:
         ("silences", SILENCE_OPS["put"]),
         ("ledger", LEDGER_OPS["claim"]),
         ("ledger", LEDGER_OPS["finish-sent"]),
+        ("jobs", JOB_OPS["by_ping_id"]),
+        ("checks", CHECK_OPS["record"]),
+        ("instances", INSTANCE_OPS["hosts_of"]),
     ],
     ids=lambda v: v if isinstance(v, str) else v[0],
 )
@@ -288,5 +351,5 @@ def test_an_unreachable_dynamodb_is_backend_unavailable(refused_endpoint, table,
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
     )
     _, call = op
-    with pytest.raises(BackendUnavailable, match=f"{table} table: EndpointConnectionError"):
+    with pytest.raises(BackendUnavailable, match=f"{named(table)} table: EndpointConnectionError"):
         call(STORES[table](dynamodb, table))
