@@ -218,37 +218,23 @@ def text_response(status: int, text: str, headers: dict[str, str] | None = None)
     )
 
 
-def handle_remote_write_errors(view: F) -> F:
-    """`handle_errors` for remote_write: the same statuses, as text Prometheus logs.
+def _remote_write_error(
+    status: int, exc: IngestError | None, message: str, headers: dict[str, str] | None
+) -> Response:
+    if exc is None:
+        return text_response(status, message, headers)
+    details = "; ".join(f"{p.path}: {p.message}" for p in exc.details[:_NAMED_DETAILS])
+    more = len(exc.details) - _NAMED_DETAILS
+    if more > 0:
+        details += f"; and {more} more"
+    return text_response(status, f"{exc.error}: {details}" if details else exc.error, headers)
 
-    Prometheus drops a batch answered 4xx and retries one answered 5xx or 429,
-    so only backend trouble may get a 5xx.
-    """
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except IngestError as exc:
-            details = "; ".join(f"{p.path}: {p.message}" for p in exc.details[:_NAMED_DETAILS])
-            more = len(exc.details) - _NAMED_DETAILS
-            if more > 0:
-                details += f"; and {more} more"
-            return text_response(exc.status, f"{exc.error}: {details}" if details else exc.error)
-        except BackendUnavailable as exc:
-            logger.warning("backend unavailable", extra={"reason": str(exc)})
-            return text_response(
-                503,
-                "storage is unavailable; retry later",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        except Exception:
-            logger.exception("unexpected error")
-            return text_response(
-                503, "internal error; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)}
-            )
+handle_remote_write_errors = errors_as(_remote_write_error)
+"""`handle_errors` for remote_write: the same statuses, as text Prometheus logs.
 
-    return wrapper  # type: ignore[return-value]
+Prometheus drops a batch answered 4xx and retries one answered 5xx or 429,
+so only backend trouble may get a 5xx."""
 
 
 def basic_auth_challenge(view: F) -> F:
