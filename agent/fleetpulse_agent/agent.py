@@ -126,7 +126,8 @@ class Agent:
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
         self.interval_started = now
-        events = self.procs.take(points) if self.procs and state == "alive" else []
+        if self.procs and state == "alive":
+            events += self.procs.take(points)
         events += self.diagnosis.events(now_ms)
         parts = chunks(points, MAX_POINTS_PER_BATCH)
         for part in parts:
