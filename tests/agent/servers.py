@@ -171,6 +171,8 @@ class FakeSystemd:
     """Units by name; `systemctl stop` ends the unit's process and remembers it was asked to."""
 
     def __init__(self, root: Path) -> None:
+        # What already ran under this process when the test began: not the test's servers.
+        self.preexisting = frozenset(descendants(os.getpid()))
         self.state = root / "units"
         self.state.mkdir(parents=True)
         self.systemctl = root / "systemctl"

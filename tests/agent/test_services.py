@@ -33,8 +33,13 @@ class Watch:
 
     def __init__(self, systemd: FakeSystemd, **kwargs: Any) -> None:
         me = os.getpid()
+        # Not the servers a session keeps for other tests (influxd...), started before this one.
+        theirs = systemd.preexisting
         self.procs = Processes(
-            ttl=180, systemctl=str(systemd.systemctl), pids=lambda: descendants(me), **kwargs
+            ttl=180,
+            systemctl=str(systemd.systemctl),
+            pids=lambda: [p for p in descendants(me) if p not in theirs],
+            **kwargs,
         )
         self.t = 0.0
 
