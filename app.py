@@ -19,6 +19,7 @@ from chalice import (  # type: ignore[attr-defined]
 )
 from chalice.app import CloudWatchEvent, Request, SNSEvent
 
+from chalicelib.core.lifecycle import EVENT_PATTERN as EC2_LIFECYCLE_PATTERN
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
@@ -68,7 +69,11 @@ def drop_unpublished_metrics(event: Any, get_response: Any) -> Any:
 
 
 app.register_middleware(drop_unpublished_metrics, "all")
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: a job's ping URL
+# (/ping/<uuid>) is its credential, and the event carries the path.
+app.register_middleware(
+    ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False))
+)
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 
 
@@ -223,6 +228,15 @@ def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
     return report.as_json()
 
 
+# EC2 lifecycle: a terminated instance is retired, a stopped one paused, without a page.
+@app.on_cw_event(EC2_LIFECYCLE_PATTERN, name="ec2_lifecycle")
+def ec2_lifecycle(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.lifecycle.handle(event.to_dict(), svc.clock())
+    metrics.add_metric(name="HostsEndedByEC2", unit=MetricUnit.Count, value=len(report.ended))
+    return report.as_json()
+
+
 def admin() -> tuple[Request, Services, Principal]:
     """The request, once its token proved to be an admin's (401/403 otherwise)."""
     request = current_request(app)
@@ -355,3 +369,58 @@ def check_results() -> Response:
     require_probe(principal)
     report = svc.checks.accept(json_body(request), svc.clock())
     return json_response(202, {"accepted": report.runs})
+
+
+# Jobs (docs/JOBS.md): the admin API, and healthchecks' ping protocol. A ping URL
+# is a credential: nothing logs the path of a /ping request.
+@app.route("/v1/jobs", methods=["GET"])
+@handle_errors
+def list_jobs() -> Response:
+    request, svc, _ = admin()
+    return json_response(200, {"jobs": svc.jobs.list(svc.clock(), _base_url(request, svc))})
+
+
+@app.route("/v1/jobs/{slug}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+@handle_errors
+def job(slug: str) -> Response:
+    request, svc, _ = admin()
+    if request.method == "DELETE":
+        svc.jobs.delete(slug)
+        return json_response(200, {"deleted": slug})
+    base = _base_url(request, svc)
+    if request.method == "PUT":
+        return json_response(200, svc.jobs.define(slug, json_body(request), svc.clock(), base))
+    return json_response(200, svc.jobs.show(slug, svc.clock(), base))
+
+
+def _base_url(request: Request, svc: Services) -> str:
+    from chalicelib.services.jobs import base_url
+
+    return base_url(request.headers or {}, request.context or {}, svc.settings.ping_base_url)
+
+
+@app.route("/ping/{a}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping1(a: str) -> Response:
+    return _ping(a)
+
+
+@app.route("/ping/{a}/{b}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping2(a: str, b: str) -> Response:
+    return _ping(a, b)
+
+
+@app.route("/ping/{a}/{b}/{c}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping3(a: str, b: str, c: str) -> Response:
+    return _ping(a, b, c)
+
+
+def _ping(*segments: str) -> Response:
+    request = current_request(app)
+    svc = services()
+    from chalicelib.services.jobs import PING_HEADERS
+
+    reply = svc.jobs.ping(segments, request.query_params or {}, body_bytes(request), svc.clock())
+    return Response(reply.text, status_code=reply.status, headers=dict(PING_HEADERS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ from chalicelib.names import alerts_topic_name
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class MetricBackend(enum.StrEnum):
+    """FLEETPULSE_STORE: where points (and alert annotations) are written."""
+
+    TIMESTREAM = "timestream"
+    INFLUXDB = "influxdb"
 
 
 # Which severities each channel takes (SNS filter policies on `severity`, and
@@ -136,8 +144,10 @@ class Settings:
     alerts_table: str = "fleetpulse-dev-alerts"
     silences_table: str = "fleetpulse-dev-silences"
     ledger_table: str = "fleetpulse-dev-ledger"
+    jobs_table: str = "fleetpulse-dev-jobs"
+    ping_base_url: str | None = None  # jobs' ping URLs; None: the request's own (docs/JOBS.md)
     alerts_topic_arn: str | None = None
-    store: str = "timestream"
+    store: MetricBackend = MetricBackend.TIMESTREAM
     timestream_database: str = "fleetpulse-dev"
     timestream_table: str = "metrics"
     token_cache: timedelta = timedelta(seconds=60)
@@ -197,9 +207,13 @@ class Settings:
         def name(var: str, default: str) -> str:
             return env.get(var) or default
 
-        store = env.get("FLEETPULSE_STORE", "timestream")
-        if store not in ("timestream", "influxdb"):
-            raise SettingsError(f"FLEETPULSE_STORE must be timestream or influxdb, got {store!r}")
+        raw_store = env.get("FLEETPULSE_STORE", MetricBackend.TIMESTREAM)
+        try:
+            store = MetricBackend(raw_store)
+        except ValueError:
+            raise SettingsError(
+                f"FLEETPULSE_STORE must be timestream or influxdb, got {raw_store!r}"
+            ) from None
         try:
             cache_s = int(env.get("FLEETPULSE_TOKEN_CACHE_SECONDS", "60"))
             limits = Limits.from_env(env)
@@ -207,7 +221,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if cache_s < 0:
             raise SettingsError("FLEETPULSE_TOKEN_CACHE_SECONDS must be 0 or more")
-        influx = _influx_settings(env) if store == "influxdb" else {}
+        influx = _influx_settings(env) if store is MetricBackend.INFLUXDB else {}
 
         def duration(var: str, default: str) -> timedelta:
             try:
@@ -233,6 +247,8 @@ class Settings:
             alerts_table=name("FLEETPULSE_ALERTS_TABLE", f"fleetpulse-{stage}-alerts"),
             silences_table=name("FLEETPULSE_SILENCES_TABLE", f"fleetpulse-{stage}-silences"),
             ledger_table=name("FLEETPULSE_LEDGER_TABLE", f"fleetpulse-{stage}-ledger"),
+            jobs_table=name("FLEETPULSE_JOBS_TABLE", f"fleetpulse-{stage}-jobs"),
+            ping_base_url=env.get("FLEETPULSE_PING_BASE_URL") or None,
             alerts_topic_arn=env.get("FLEETPULSE_ALERTS_TOPIC_ARN") or None,
             store=store,
             timestream_database=name("FLEETPULSE_TIMESTREAM_DATABASE", f"fleetpulse-{stage}"),

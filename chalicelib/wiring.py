@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.slack import SlackNotifier
     from chalicelib.adapters.ssm import SSMParameters
     from chalicelib.core.evaluation import AlertingPolicy
+    from chalicelib.core.jobs import JobStore
     from chalicelib.core.ports import (
         AlertPublisher,
         AlertStore,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from chalicelib.services.checks import CheckService
     from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.lifecycle import LifecycleService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.remote_write import RemoteWriteIngest
@@ -57,7 +60,9 @@ class Services:
 
     @cached_property
     def metric_store(self) -> MetricStore:
-        if self.settings.store == "timestream":
+        from chalicelib.settings import MetricBackend, SettingsError
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
             from chalicelib.adapters.timestream import TimestreamMetricStore
 
             return TimestreamMetricStore(
@@ -65,7 +70,7 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
-        if self.settings.store == "influxdb":
+        if self.settings.store is MetricBackend.INFLUXDB:
             from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
 
             token: TokenSource = self.settings.influx_token
@@ -74,8 +79,6 @@ class Services:
 
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
-        from chalicelib.settings import SettingsError
-
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
@@ -104,7 +107,7 @@ class Services:
 
     @cached_property
     def ledger(self) -> DeliveryLedger:
-        from chalicelib.adapters.ledger import DynamoDBLedger
+        from chalicelib.adapters.dynamodb import DynamoDBLedger
 
         return DynamoDBLedger(self.clients.get("dynamodb"), self.settings.ledger_table)
 
@@ -148,7 +151,8 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotifyService:
-        from chalicelib.core.notify import Channel, RetryPolicy
+        from chalicelib.core.notify import Channel
+        from chalicelib.core.retry import RetryPolicy
         from chalicelib.services.notify import NotifyService
 
         notify = self.settings.notify
@@ -224,6 +228,7 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+            jobs=self.job_store,
         )
 
     @cached_property
@@ -231,7 +236,7 @@ class Services:
         """Remote checks (docs/CHECKS.md): the file's and the API's, their runs and alerts."""
         from chalicelib.adapters import probes
         from chalicelib.adapters.checks_file import checks_path, load_checks
-        from chalicelib.adapters.dynamodb_checks import DynamoDBCheckStore
+        from chalicelib.adapters.dynamodb import DynamoDBCheckStore
         from chalicelib.services.checks import CheckService, InProcessInvoker, Invoker
 
         settings = self.settings
@@ -274,6 +279,27 @@ class Services:
             batch_size=settings.checks_batch,
             window=settings.checks_window,
             status_url=settings.status_url,
+        )
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        from chalicelib.adapters.dynamodb import DynamoDBJobStore
+
+        return DynamoDBJobStore(self.clients.get("dynamodb"), self.settings.jobs_table)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from chalicelib.services.jobs import JobService
+
+        return JobService(self.job_store, lambda: self.metric_store, lambda: self.authenticator)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from chalicelib.adapters.dynamodb import DynamoDBInstanceDirectory
+        from chalicelib.services.lifecycle import LifecycleService
+
+        return LifecycleService(
+            DynamoDBInstanceDirectory(self.clients.get("dynamodb"), self.settings.hosts_table)
         )
 
     @cached_property

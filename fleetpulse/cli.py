@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fleetpulse.commands.hosts",
     "fleetpulse.commands.alerts",
     "fleetpulse.commands.silences",
+    "fleetpulse.commands.jobs",
     "fleetpulse.commands.rules",
     "fleetpulse.commands.checks",
     "fleetpulse.commands.local",

@@ -29,15 +29,18 @@ from typing import IO, Any
 
 from chalicelib.core.tokens import ID_BYTES, SECRET_BYTES, Scope, TokenRecord, mint, token_hash
 from chalicelib.routing import MAX_RETRY_ATTEMPTS
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.inbox import LocalInbox
 from fleetpulse.lambdas import (
     EVALUATE,
     LOCAL_ACCOUNT,
+    EventRuleQueue,
     LocalLambdas,
     NotifierQueue,
     deliver,
+    deliver_events,
+    route_event_rules,
     scheduled_event,
     subscribe_notifier_queues,
 )
@@ -248,6 +251,7 @@ class LocalStack:
     services: Services | None = None
     inbox: LocalInbox | None = None
     queues: list[NotifierQueue] = field(default_factory=list)
+    event_rules: list[EventRuleQueue] = field(default_factory=list)
     _moto: Any = None
     _api: LocalApi | None = None
     _ticker: threading.Thread | None = None
@@ -339,6 +343,10 @@ class LocalStack:
         self.admin_token = self._mint(services, "admin", "local operator")
         self._write_env_file()
         self._serve_api()
+        assert self._lambdas is not None
+        self.event_rules = route_event_rules(
+            self._lambdas.app, LOCAL_STAGE, services.clients, self.retry_after
+        )
         if self.agent:
             self._start_agent()
         self._ticker = threading.Thread(target=self._tick_loop, name="fleetpulse-tick", daemon=True)
@@ -377,7 +385,7 @@ class LocalStack:
         )
 
     def _prepare_store(self, settings: Settings, services: Services) -> str:
-        if settings.store != "influxdb":
+        if settings.store is not MetricBackend.INFLUXDB:
             return (
                 f"Timestream (embedded) {settings.timestream_database}/{settings.timestream_table}"
             )
@@ -449,6 +457,9 @@ class LocalStack:
                 "FLEETPULSE_SHUTDOWN_TIMEOUT": "5",
                 "FLEETPULSE_EC2_TAGS": "false",
                 "FLEETPULSE_DNS_FALLBACK": "",
+                # A workstation starts and stops its services all day: "redis-server is
+                # gone" pages would drown everything else. FLEETPULSE_PROCESSES=true asks.
+                "FLEETPULSE_PROCESSES": os.environ.get("FLEETPULSE_PROCESSES", "false"),
                 "FLEETPULSE_STACK_PID": str(os.getpid()),
             }
         )
@@ -501,6 +512,7 @@ class LocalStack:
         Returns the evaluation's report (None when the invocation failed)."""
         with self._tick_lock:
             self._run_checks()
+            self.deliver_events()
             report = self._evaluate()
             self.deliver_notifications()
             return report
@@ -515,6 +527,27 @@ class LocalStack:
             self.out(f"checks failed: {type(exc).__name__}: {exc}")
             return None
         return report
+
+    def deliver_events(self) -> int:
+        """Run the EventBridge handlers (`ec2_lifecycle`) for every event put on the embedded
+        AWS's default bus that their rules matched; the number handled."""
+        if self.services is None or self._lambdas is None:
+            return 0
+        sqs = self.services.clients.get("sqs")
+        delivered = 0
+        for route in self.event_rules:
+            try:
+                report = deliver_events(sqs, route, self._lambdas, self._event_failed)
+            except Exception as exc:
+                self.out(f"{route.handler}: queue unreadable: {exc}")
+                continue
+            for _ in range(report.delivered):
+                self.out(f"{route.handler}: event delivered")
+            delivered += report.delivered
+        return delivered
+
+    def _event_failed(self, handler: str, exc: Exception) -> None:
+        self.out(f"{handler} failed: {type(exc).__name__}: {exc}; retried in {self.retry_after} s")
 
     def _evaluate(self) -> dict[str, Any] | None:
         assert self._lambdas is not None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.adapters.dynamodb_checks import DynamoDBCheckStore
+from chalicelib.adapters.dynamodb import DynamoDBCheckStore
 from chalicelib.core.checks import LocationState
 from chalicelib.core.ports import BackendUnavailable
 

@@ -3,8 +3,8 @@ code makes, and nothing it does not make.
 
 Every boto3 client the app creates records each call it sends (a botocore event hook), while
 one scenario walks every path: ingest as JSON and as line protocol (with the token's
-last-used touch), the evaluation with transitions, reminders, pruning, forgetting and
-silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
+last-used touch), an EC2 lifecycle event, the evaluation with transitions, reminders, pruning,
+forgetting and silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
 store reading its token from SSM. Each call is mapped to the IAM action and resource ARN it
 is authorised as, then checked against each stage's policy file. The operator's command
 (`fleetpulse ...`, the setup below) runs with the operator's credentials, not this policy.
@@ -98,7 +98,10 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             ]
-        return [Call(f"dynamodb:{operation}", arn + f"table/{params['TableName']}")]
+        table = f"table/{params['TableName']}"
+        if params.get("IndexName"):  # a Query on an index is authorised on the index's ARN
+            table += f"/index/{params['IndexName']}"
+        return [Call(f"dynamodb:{operation}", arn + table)]
     if prefix == "sns" and operation == "Publish":
         return [Call("sns:Publish", params["TopicArn"])]
     if prefix == "timestream":
@@ -198,6 +201,14 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         minute = timedelta(minutes=1)
         stack.post("web-1", disk=97.0, events=[{"service": "backup", "status": "ok", "ttl": 60000}])
         stack.post("db-1", heartbeat={"state": "shutdown"})
+        stack.post("spot-1", tags={"instance_id": "i-0abc"})
+        terminated = client.events.generate_cw_event(
+            source="aws.ec2",
+            detail_type="EC2 Instance State-change Notification",
+            detail={"instance-id": "i-0abc", "state": "terminated"},
+            resources=[],
+        )
+        assert client.lambda_.invoke("ec2_lifecycle", terminated).payload["ended"] == ["spot-1"]
         for _ in range(5):  # pending, firing, a reminder
             clock.advance(minute)
             stack.post("web-1", disk=97.0)
@@ -223,6 +234,15 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         stack.request("DELETE", "/v1/hosts/web-1/pause")  # not paused: a read says it exists
         assert stack.request("GET", "/v1/hosts").status_code == 200
         assert stack.request("GET", "/v1/alerts").status_code == 200
+        # Jobs: defined, pinged by id and by slug (created by its ping), listed, deleted.
+        ping_key = add_token(setup, "ping")
+        job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})
+        uuid = job.json_body["ping_url"].rsplit("/", 1)[1]
+        assert client.http.post(f"/ping/{uuid}/fail", body=b"disk full").status_code == 200
+        assert client.http.get(f"/ping/{ping_key}/nightly?create=1").status_code == 201
+        assert stack.request("GET", "/v1/jobs").status_code == 200
+        stack.evaluate()  # the failed job pages
+        assert stack.request("DELETE", "/v1/jobs/nightly").status_code == 200
         clock.advance(timedelta(days=8))  # web-1 down, stale values pruned, db-1 forgotten
         stack.evaluate()
         exercise_checks(stack, client, stage)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.checks_file import DEFAULT_CHECKS, load_checks
 from chalicelib.core.alert_message import AlertKind, Severity
-from chalicelib.core.alerts import AlertState, confirm_sent
+from chalicelib.core.alerts import AlertChange, AlertState, Confirm, Publish, Write
 from chalicelib.core.checks import (
     CHECK_MEASUREMENT,
     Check,
@@ -275,6 +275,20 @@ def test_consecutive_failures_count_up_and_reset_on_success():
     assert [s1["fails"], s2["fails"], s3["fails"]] == [1, 2, 0]
 
 
+def apply(change: AlertChange, alerts: dict, seen: list) -> None:
+    """Apply a change's steps in order, as the alerting service does: each Write and
+    Confirm stores its record (None: deletes it), each Publish is seen."""
+    for done in change.steps:
+        if isinstance(done, Publish):
+            seen.append(done.message)
+        elif isinstance(done, Write) and done.after is None:
+            alerts.pop(change.alert_id, None)
+        else:
+            assert isinstance(done, Write | Confirm)
+            assert done.after is not None
+            alerts[done.after.alert_id] = done.after
+
+
 def walk(check: Check, minutes_of_states):
     """Run check_changes over successive minutes of states; the alert states after each."""
     alerts = {}
@@ -284,14 +298,7 @@ def walk(check: Check, minutes_of_states):
         at += timedelta(minutes=1)
         stamped = {loc: state(at, fails) for loc, fails in states.items()}
         for change in check_changes([check], {check.name: stamped}, alerts, lambda r: False, at):
-            record = change.after
-            if record is None:
-                alerts.pop(change.alert_id, None)
-                continue
-            if change.publish is not None:
-                seen.append(change.publish)
-                record = confirm_sent(record, at)
-            alerts[record.alert_id] = record
+            apply(change, alerts, seen)
         current = alerts.get(check_alert_id(check.name))
         seen.append(current.state.value if current else "inactive")
     return seen
@@ -332,15 +339,21 @@ def test_a_removed_check_resolves_its_alert():
     check = tcp()
     alerts = {}
     at = T0
+    sent = []
     for change in check_changes(
         [check], {"db": {"us-east-1": state(at, 1)}}, alerts, lambda r: False, at
     ):
-        alerts[change.alert_id] = confirm_sent(change.after, at)
+        apply(change, alerts, sent)
     assert alerts["check/db"].state is AlertState.FIRING
     assert alerts["check/db"].kind is AlertKind.CHECK
+    assert [m["status"] for m in sent] == ["firing"]
     [change] = check_changes([], {}, alerts, lambda r: False, at + timedelta(minutes=1))
-    assert change.after.state is AlertState.RESOLVED
-    assert change.publish["status"] == "resolved"
+    write, publish, _ = change.steps
+    assert isinstance(write, Write)
+    assert write.after is not None
+    assert write.after.state is AlertState.RESOLVED
+    assert isinstance(publish, Publish)
+    assert publish.message["status"] == "resolved"
 
 
 def test_tls_warning_days_alert_as_warning():
