@@ -42,7 +42,7 @@ SERVICES = {
     "containerd": "containerd",
 }
 # The units Debian and Amazon Linux name them, for a process outside a unit's cgroup.
-UNITS = {
+SERVICE_UNITS = {
     "postgres": ("postgresql",),
     "mysqld": ("mysql", "mysqld"),
     "mariadbd": ("mariadb",),
@@ -239,7 +239,7 @@ class Processes:
         import subprocess  # only when a service vanished: it costs memory
 
         units = [service.unit] if service.unit else []
-        units += [u + ".service" for u in UNITS.get(service.name, (service.name,))]
+        units += [u + ".service" for u in SERVICE_UNITS.get(service.name, (service.name,))]
         for unit in units:
             try:
                 out = subprocess.run(
