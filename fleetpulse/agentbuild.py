@@ -116,8 +116,11 @@ class _TrimCommands(ast.NodeTransformer):
             node.body = [ast.Return(ast.Name("USAGE", ast.Load()))]
         return node
 
-    def visit_Assign(self, node: ast.Assign) -> ast.AST:
-        target = node.targets[0]
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        return self.visit_Assign(node)
+
+    def visit_Assign(self, node: ast.Assign | ast.AnnAssign) -> ast.AST:
+        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
         name = target.id if isinstance(target, ast.Name) else ""
         if name == "HELP" and not self.keep_help:
             node.value = ast.Dict(keys=[], values=[])
@@ -152,31 +155,45 @@ def _top_level_names(tree: ast.Module) -> dict[str, str]:
 # The module each command's code lives in, where the two names differ.
 COMMAND_MODULES = {"install": "install", "status": "status", "exec": "jobs"}
 
-# What a module left out of a bundle leaves behind: its entry point, saying so.
+# What a module left out of a bundle leaves behind: its entry points, saying so
+# through LEFT_OUT_SAYS, which the bundle defines once when it leaves anything out.
+LEFT_OUT_SAYS = (
+    "def left_out(what, out=print):\n"
+    "    out('this build of the agent %s: use the zipapp `make agent` builds' % what)\n"
+    "    return 2\n"
+)
 LEFT_OUT = {
+    # exec, and the job run when the config is unusable: both say the command is missing.
     "jobs": (
         "def exec_job(a, args):\n"
-        "    print('this build of the agent has no exec command: use the zipapp `make agent` builds')\n"
-        "    return 2\n"
+        "    return left_out('has no exec command')\n"
+        "def run(command):\n"
+        "    return left_out('has no exec command'), ''\n"
     ),
-    "install": (
-        "def install(args, log=print):\n"
-        "    log('this build of the agent has no install command: use the zipapp `make agent` builds')\n"
-        "    return 2\n"
-    ),
+    "install": "def install(args, log=print):\n    return left_out('has no install command', log)\n",
     "checks": (
         "def load_checks(cfg):\n"
         "    if set(cfg.sections) - {'agent'} or os.path.isdir(cfg.checks_dir):\n"
-        "        log.warning('this build of the agent runs no exec checks: use the zipapp `make agent` builds')\n"
+        "        left_out('runs no exec checks', log.warning)\n"
         "    return []\n"
         "def check_now(checks, name):\n"
-        "    print('this build of the agent has no check command: use the zipapp `make agent` builds')\n"
-        "    return 2\n"
+        "    return left_out('has no check command')\n"
     ),
     "status": (
         "def report(cfg, check_network=True, out=print):\n"
-        "    out('this build of the agent has no status command: use the zipapp `make agent` builds')\n"
-        "    return 2\n"
+        "    return left_out('has no status command', out)\n"
+    ),
+    # No listener: with statsd on, the agent logs once at start that it has none.
+    "statsd": (
+        "class StatsdAggregator:\n"
+        "    def __init__(self, max_series):\n"
+        "        self.packets = self.bad_lines = self.dropped = 0\n"
+        "    def flush(self, time_ms, interval_s):\n"
+        "        return []\n"
+        "class StatsdServer:\n"
+        "    def __init__(self, address, aggregator):\n"
+        "        raise OSError('this build of the agent has no statsd listener: set statsd = off, "
+        "or use the zipapp `make agent` builds')\n"
     ),
     # Process metrics and service discovery: no watcher, so no probes either.
     "procs": "class Processes:\n    def of(cfg):\n        return None\n",
@@ -199,6 +216,8 @@ def bundle_source(
         raise ValueError(f"BUNDLE_ORDER {sorted(BUNDLE_ORDER)} does not match the modules {found}")
     seen: dict[str, tuple[str, str]] = {}
     parts = ["from __future__ import annotations"]
+    if leave_out:
+        parts.append(LEFT_OUT_SAYS)
     for module in BUNDLE_ORDER:
         if module in leave_out:
             parts.append(LEFT_OUT[module])

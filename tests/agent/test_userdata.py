@@ -19,7 +19,7 @@ from fake_collector import FakeCollector
 
 from fleetpulse import cli
 from fleetpulse.agentbuild import build_pyz, bundle, bundle_pyz
-from fleetpulse.commands.userdata import USER_DATA_LIMIT, render
+from fleetpulse.commands.userdata import LEAVE_OUT, USER_DATA_LIMIT, render
 
 # As long as they come: an API Gateway URL with a stage, a 43-character token.
 LONG_URL = "https://a1b2c3d4e5.execute-api.eu-central-1.amazonaws.com/production"
@@ -364,3 +364,27 @@ def test_make_agent_builds_a_zipapp_of_the_package_alone(tmp_path) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("fleetpulse-agent ")
+
+
+def test_the_user_data_build_runs_without_statsd_and_says_so(tmp_path, collector) -> None:
+    pyz = tmp_path / "lean.pyz"
+    pyz.write_bytes(bundle_pyz(bundle(leave_out=LEAVE_OUT, keep_help=False)))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FLEETPULSE_URL": collector.url,
+        "FLEETPULSE_TOKEN": TOKEN,
+        "FLEETPULSE_SPOOL_DIR": str(tmp_path / "spool"),
+        "FLEETPULSE_CONFIG": str(tmp_path / "none"),
+        "FLEETPULSE_HOST": "lean-host",
+        "FLEETPULSE_SAMPLE_INTERVAL": "0.05",
+        "FLEETPULSE_SEND_INTERVAL": "0.2",
+    }
+    (tmp_path / "none").write_text("[agent]\n")
+    proc = subprocess.Popen(
+        [PYTHON, "-S", str(pyz), "run"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert collector.wait_for(lambda: len(collector.heartbeats) >= 2, 15)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "no statsd listener: set statsd = off" in err
