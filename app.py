@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import (  # type: ignore[attr-defined]
-    Chalice,
     ConvertToMiddleware,
     Rate,
     Response,
@@ -22,6 +21,7 @@ from chalice.app import CloudWatchEvent, Request, SNSEvent
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
+from chalicelib.function_url import UrlAwareChalice
 from chalicelib.names import alerts_topic_name
 from chalicelib.services.auth import require_admin
 from chalicelib.web import (
@@ -45,7 +45,8 @@ from chalicelib.wiring import Services, services
 if TYPE_CHECKING:
     from chalicelib.services.ingest import IngestResult
 
-app = Chalice(app_name="fleetpulse")
+# Also served by a Lambda function URL when the stage has one (docs/DEPLOY.md).
+app = UrlAwareChalice(app_name="fleetpulse")
 # Prometheus remote_write bodies are snappy bytes: API Gateway must pass them through
 # as binary (base64 to the Lambda), not as text.
 app.api.binary_types.append("application/x-protobuf")
@@ -99,6 +100,7 @@ def ingest() -> Response:
     )
     metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    metrics.add_metric(name="SeriesUntracked", unit=MetricUnit.Count, value=result.untracked_series)
     return json_response(202, result.as_json())
 
 
