@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.core.instants import ms_of_instant
-
 from tests.support.http import add_token
 
 

@@ -139,12 +139,15 @@ def test_a_post_adds_at_most_the_cap_of_series_and_services_to_its_host_the_same
     tracking = Tracking(max_series=50, max_services=20)
     first = host_update(storm(range(300)), NOW, tracking)
     again = host_update(storm(list(reversed(range(300)))), NOW, tracking)
-    assert len(first.series) == 50 and first.untracked_series == 251
-    assert len(first.services) == 20 and first.untracked_services == 280
+    assert len(first.series) == 50
+    assert first.untracked_series == 251
+    assert len(first.services) == 20
+    assert first.untracked_services == 280
     assert list(first.series) == list(again.series) == sorted(first.series)
     assert set(first.services) == set(again.services)
     # What the status page draws comes from the whole post, not only what is kept.
-    assert first.history is not None and first.history.cpu == 3.0
+    assert first.history is not None
+    assert first.history.cpu == 3.0
     # Within the caps nothing changes, and without tracking everything is kept.
     small = host_update(storm(range(10)), NOW, tracking)
     assert (small.untracked_series, small.untracked_services) == (0, 0)
