@@ -18,6 +18,7 @@ from chalice import (  # type: ignore[attr-defined]
 )
 from chalice.app import CloudWatchEvent, Request, SNSEvent
 
+from chalicelib.core.lifecycle import EVENT_PATTERN as EC2_LIFECYCLE_PATTERN
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
@@ -69,7 +70,11 @@ def drop_unpublished_metrics(event: Any, get_response: Any) -> Any:
 
 
 app.register_middleware(drop_unpublished_metrics, "all")
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: a job's ping URL
+# (/ping/<uuid>) is its credential, and the event carries the path.
+app.register_middleware(
+    ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False))
+)
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 
 
@@ -225,6 +230,15 @@ def evaluate(event: CloudWatchEvent) -> dict[str, Any]:
     return report.as_json()
 
 
+# EC2 lifecycle: a terminated instance is retired, a stopped one paused, without a page.
+@app.on_cw_event(EC2_LIFECYCLE_PATTERN, name="ec2_lifecycle")
+def ec2_lifecycle(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.lifecycle.handle(event.to_dict(), svc.clock())
+    metrics.add_metric(name="HostsEndedByEC2", unit=MetricUnit.Count, value=len(report.ended))
+    return report.as_json()
+
+
 def admin() -> tuple[Request, Services, Principal]:
     """The request, once its token proved to be an admin's (401/403 otherwise)."""
     request = current_request(app)
@@ -291,3 +305,124 @@ def delete_silence(silence_id: str) -> Response:
     _, svc, _ = admin()
     svc.silences.delete(silence_id)
     return json_response(200, {"deleted": silence_id})
+
+
+# Remote checks (docs/CHECKS.md): the schedule finds the due runs and starts one
+# runner invocation per batch; the runner probes them concurrently.
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="checks")
+def schedule_checks(event: CloudWatchEvent) -> dict[str, Any]:
+    svc = services()
+    report = svc.checks.schedule(svc.clock())
+    metrics.add_metric(name="CheckBatches", unit=MetricUnit.Count, value=report.batches)
+    return report.as_json()
+
+
+@app.lambda_function(name="run_checks")
+def run_checks(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    report = services().checks.run_batch(event)
+    metrics.add_metric(name="CheckRuns", unit=MetricUnit.Count, value=report.runs)
+    metrics.add_metric(name="CheckRunsDown", unit=MetricUnit.Count, value=report.down)
+    return report.as_json()
+
+
+@app.route("/v1/checks", methods=["GET"])
+@handle_errors
+def list_checks() -> Response:
+    request, svc = checks_reader()
+    location = request.query_params.get("location") if request.query_params else None
+    return json_response(200, {"checks": svc.checks.listing(location)})
+
+
+def checks_reader() -> tuple[Request, Services]:
+    """An admin's request; a fleet token may list one location's checks (a remote probe)."""
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    from chalicelib.services.checks import require_probe
+
+    if request.query_params and request.query_params.get("location"):
+        require_probe(principal)
+    else:
+        require_admin(principal)
+    return request, svc
+
+
+@app.route("/v1/checks/{name}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+@handle_errors
+def one_check(name: str) -> Response:
+    request, svc, _ = admin()
+    if request.method == "GET":
+        return json_response(200, svc.checks.get(name))
+    if request.method == "DELETE":
+        svc.checks.delete(name)
+        return json_response(200, {"deleted": name})
+    check, created = svc.checks.put(name, json_body(request), svc.clock())
+    return json_response(201 if created else 200, check)
+
+
+@app.route("/v1/check-results", methods=["POST"], content_types=["*/*"])
+@handle_errors
+def check_results() -> Response:
+    request = current_request(app)
+    svc = services()
+    principal = svc.authenticator.authenticate(header(request, "authorization"))
+    from chalicelib.services.checks import require_probe
+
+    require_probe(principal)
+    report = svc.checks.accept(json_body(request), svc.clock())
+    return json_response(202, {"accepted": report.runs})
+
+
+# Jobs (docs/JOBS.md): the admin API, and healthchecks' ping protocol. A ping URL
+# is a credential: nothing logs the path of a /ping request.
+@app.route("/v1/jobs", methods=["GET"])
+@handle_errors
+def list_jobs() -> Response:
+    request, svc, _ = admin()
+    return json_response(200, {"jobs": svc.jobs.list(svc.clock(), _base_url(request, svc))})
+
+
+@app.route("/v1/jobs/{slug}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+@handle_errors
+def job(slug: str) -> Response:
+    request, svc, _ = admin()
+    if request.method == "DELETE":
+        svc.jobs.delete(slug)
+        return json_response(200, {"deleted": slug})
+    base = _base_url(request, svc)
+    if request.method == "PUT":
+        return json_response(200, svc.jobs.define(slug, json_body(request), svc.clock(), base))
+    return json_response(200, svc.jobs.show(slug, svc.clock(), base))
+
+
+def _base_url(request: Request, svc: Services) -> str:
+    from chalicelib.services.jobs import base_url
+
+    return base_url(request.headers or {}, request.context or {}, svc.settings.ping_base_url)
+
+
+@app.route("/ping/{a}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping1(a: str) -> Response:
+    return _ping(a)
+
+
+@app.route("/ping/{a}/{b}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping2(a: str, b: str) -> Response:
+    return _ping(a, b)
+
+
+@app.route("/ping/{a}/{b}/{c}", methods=["GET", "POST", "HEAD"], content_types=["*/*"])
+@handle_errors
+def ping3(a: str, b: str, c: str) -> Response:
+    return _ping(a, b, c)
+
+
+def _ping(*segments: str) -> Response:
+    request = current_request(app)
+    svc = services()
+    from chalicelib.services.jobs import PING_HEADERS
+
+    reply = svc.jobs.ping(segments, request.query_params or {}, body_bytes(request), svc.clock())
+    return Response(reply.text, status_code=reply.status, headers=dict(PING_HEADERS))

@@ -34,6 +34,7 @@ from tests.support.http import (  # noqa: E402
 from tests.support.influx_v2 import influx_v1_shape, influx_v2  # noqa: E402
 from tests.support.influxd import influxd  # noqa: E402
 from tests.support.notify import rig  # noqa: E402
+from tests.support.targets import dns_server, pki, tcp_ports, trusted_ca, web  # noqa: E402
 from tests.support.webhooks import pagerduty, slack  # noqa: E402
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "api",
     "aws",
     "aws_services",
+    "dns_server",
     "fleet_token",
     "influx_v1_shape",
     "influx_v2",
@@ -48,8 +50,12 @@ __all__ = [
     "memory_api",
     "memory_services",
     "pagerduty",
+    "pki",
     "rig",
     "slack",
+    "tcp_ports",
+    "trusted_ca",
+    "web",
 ]
 
 

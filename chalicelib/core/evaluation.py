@@ -1,8 +1,10 @@
 """One evaluation of the whole fleet: hosts, open alerts, silences and the time in; changes out.
 
-Pure: it reads nothing and writes nothing. The use-case
+Pure: it reads nothing and writes nothing, and returns what it observed
+(`Evaluation.observed`, `.frozen`) with the changes. The use-case
 (chalicelib.services.alerting) reads the tables once, calls `evaluate`, and
-writes only the changes it returns, each with a compare-and-swap.
+applies only the changes it returns: host writes, then each alert's ordered
+steps (compare-and-swap writes, publish, confirm).
 
 Missing data: a series not updated for max(5 min, 2 x the host's interval)
 is absent. While the host itself is silent (late, down or paused) its
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.core.alert_message import AlertKind, Severity
 from chalicelib.core.alerts import (
+    OPEN_STATES,
     AlertChange,
     AlertRecord,
     Observation,
@@ -37,7 +40,9 @@ from chalicelib.core.alerts import (
 from chalicelib.core.durations import format_duration
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
 from chalicelib.core.hosts import HostState
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.matchers import matches_all
+from chalicelib.core.models import EventStatus
 from chalicelib.core.rules import (
     HEARTBEAT_RULE,
     OUTAGE_RULE,
@@ -53,7 +58,6 @@ OUTAGE_ALERT_ID = f"{FLEET_HOST}/{OUTAGE_RULE}"
 STALE_AFTER = timedelta(minutes=5)  # and at least 2 intervals
 SERIES_FORGET_AFTER = timedelta(hours=24)  # and at least 4 intervals: pruned from the host item
 SERVICE_FORGET_AFTER = timedelta(days=7)
-_OPEN = ("pending", "firing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ class HostChange:
 
 @dataclass(slots=True)
 class Evaluation:
+    """What one evaluation saw and the changes it makes, in the order to apply them."""
+
     now: datetime
     alerts: list[AlertChange]
     hosts: list[HostChange]
@@ -126,6 +132,10 @@ class Evaluation:
     outage: bool = False
     silent_hosts: int = 0
     active_hosts: int = 0
+    # alert id -> what was seen for it (absent: no data, the condition counts as not holding)
+    observed: dict[str, Observation] = field(default_factory=dict)
+    # alerts that keep their state and stay quiet: a silent host's, or an `unknown` service's
+    frozen: frozenset[str] = frozenset()
 
 
 def evaluate(
@@ -136,7 +146,7 @@ def evaluate(
     now: datetime,
 ) -> Evaluation:
     """Every change this evaluation makes: alert transitions and notifications, host writes."""
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     by_measurement = policy.rules.by_measurement
     hosts_with_alerts = {r.host for r in alerts.values()}
     obs: dict[str, Observation] = {}
@@ -153,10 +163,13 @@ def evaluate(
         if status is HostStatus.RETIRED:
             if now - h.last_seen_at >= policy.retired_retention:
                 host_changes.append(HostChange(HostAction.FORGET, h.host, h.last_seen_at))
+            if h.lifecycle and h.host in hosts_with_alerts:
+                # Retired by EC2: the heartbeat alert resolves saying why (core/lifecycle.py).
+                obs[heartbeat_alert_id(h.host)] = _heartbeat_obs(h, grace, policy, now, False)
             continue
         hb_id = heartbeat_alert_id(h.host)
         hb_record = alerts.get(hb_id) if h.host in hosts_with_alerts else None
-        hb_open = hb_record is not None and hb_record.state in _OPEN
+        hb_open = hb_record is not None and hb_record.state in OPEN_STATES
         if status is not HostStatus.PAUSED:
             active += 1
             if not hb_open and now - h.last_seen_at > h.interval + grace / 2:
@@ -173,24 +186,20 @@ def evaluate(
             frozen_hosts.add(h.host)
             prune = {k: s.time_ms for k, s in h.series.items() if s.time_ms < forget_ms}
         else:
-            prune = _thresholds(
+            seen, prune = _thresholds(
                 h,
                 by_measurement=by_measurement,
                 alerts=alerts,
                 has_alerts=has_alerts,
                 stale_ms=stale_ms,
                 forget_ms=forget_ms,
-                obs=obs,
             )
-            _services(
-                h,
-                policy=policy,
-                alerts=alerts,
-                has_alerts=has_alerts,
-                now_ms=now_ms,
-                obs=obs,
-                frozen_ids=frozen_ids,
+            obs.update(seen)
+            seen, unknown = _services(
+                h, policy=policy, alerts=alerts, has_alerts=has_alerts, now_ms=now_ms
             )
+            obs.update(seen)
+            frozen_ids.update(unknown)
         forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
         old_services = {
             k: e.time_ms for k, e in h.services.items() if e.time_ms < forget_services_ms
@@ -206,7 +215,7 @@ def evaluate(
     for h, grace in down:
         hb_id = heartbeat_alert_id(h.host)
         record = alerts.get(hb_id)
-        if outage and (record is None or record.state not in _OPEN):
+        if outage and (record is None or record.state not in OPEN_STATES):
             continue  # the fleet-wide alert speaks for this host
         obs[hb_id] = _heartbeat_obs(h, grace, policy, now, breaching=True)
         if h.state is HostState.UP or h.state is HostState.NEW:
@@ -223,14 +232,19 @@ def evaluate(
         return any(s.matches(builtin, record.labels) for s in active_silences)
 
     changes: list[AlertChange] = []
+    frozen: set[str] = set(frozen_ids)
     for alert_id in {**obs, **alerts}:
         record = alerts.get(alert_id)
+        if record is not None and record.kind is AlertKind.CHECK:
+            continue  # decided by the checks schedule (core/checks.py)
         observation = obs.get(alert_id)
         subject = record or observation
         assert subject is not None
         # A silent host's other alerts keep their state, and stay quiet while it is
         # silent (no reminders): its heartbeat alert speaks for it (inhibition).
         inhibited = subject.host in frozen_hosts and subject.rule != HEARTBEAT_RULE
+        if inhibited:
+            frozen.add(alert_id)
         ctx = StepContext(
             now=now,
             timing=policy.timing(subject.kind, subject.rule),
@@ -243,7 +257,9 @@ def evaluate(
         change = step(record, observation, ctx)
         if change is not None:
             changes.append(change)
-    return Evaluation(now, changes, host_changes, statuses, outage, silent, active)
+    return Evaluation(
+        now, changes, host_changes, statuses, outage, silent, active, obs, frozenset(frozen)
+    )
 
 
 def _always(record: AlertRecord) -> bool:
@@ -258,13 +274,13 @@ def _thresholds(
     has_alerts: bool,
     stale_ms: int,
     forget_ms: int,
-    obs: dict[str, Observation],
-) -> dict[str, int]:
-    """Observe every threshold rule on the host's fresh series; return the series to prune.
+) -> tuple[dict[str, Observation], dict[str, int]]:
+    """What every threshold rule sees on the host's fresh series, and the series to prune.
 
     The hot loop of an evaluation: most series breach nothing and have no
     alert, and cost a dict lookup and a comparison per rule.
     """
+    obs: dict[str, Observation] = {}
     prune: dict[str, int] = {}
     host = h.host
     host_names = {"host": host}
@@ -292,7 +308,7 @@ def _thresholds(
             # The alert id is built only when it can matter: most hosts have no alert.
             alert_id = threshold_alert_id(host, rule.name, s.tags) if has_alerts else ""
             record = alerts.get(alert_id) if has_alerts else None
-            level = rule.level(value, record is not None and record.state in _OPEN)
+            level = rule.level(value, record is not None and record.state in OPEN_STATES)
             if level is None and record is None:
                 continue
             if not alert_id:
@@ -300,7 +316,7 @@ def _thresholds(
             obs[alert_id] = _threshold_obs(
                 rule, h, s.tags, float(value), level=level, alert_id=alert_id
             )
-    return prune
+    return obs, prune
 
 
 def _threshold_obs(
@@ -354,9 +370,10 @@ def _services(
     alerts: Mapping[str, AlertRecord],
     has_alerts: bool,
     now_ms: int,
-    obs: dict[str, Observation],
-    frozen_ids: set[str],
-) -> None:
+) -> tuple[dict[str, Observation], list[str]]:
+    """What the host's service events say, and the alerts an `unknown` status freezes."""
+    obs: dict[str, Observation] = {}
+    unknown: list[str] = []
     events = policy.rules.events
     for service, e in h.services.items():
         alert_id = service_alert_id(h.host, service)
@@ -368,17 +385,17 @@ def _services(
             severity = events.expired_severity
             ago = format_duration(timedelta(milliseconds=now_ms - e.time_ms))
             summary = f"{service} on {h.host} stopped reporting (last event {ago} ago)"
-        elif e.status in ("critical", "warning"):
+        elif e.status in (EventStatus.CRITICAL, EventStatus.WARNING):
             severity = Severity(e.status)
             summary = f"{service} on {h.host} is {e.status}"
-        elif e.status == "ok":
+        elif e.status == EventStatus.OK:
             if record is None:
                 continue
             severity = None
             summary = f"{service} on {h.host} is ok"
         else:  # unknown: says nothing either way, the alert keeps its state
             if record is not None:
-                frozen_ids.add(alert_id)
+                unknown.append(alert_id)
             continue
         if e.description and kind is AlertKind.EVENT:
             summary = f"{summary}: {e.description}"
@@ -395,6 +412,7 @@ def _services(
             labels={**h.tags, "service": service},
             runbook=events.runbook,
         )
+    return obs, unknown
 
 
 def _heartbeat_obs(
@@ -407,7 +425,7 @@ def _heartbeat_obs(
         "silent_for": format_duration(silent_for),
         "period": format_duration(h.interval),
         "grace": format_duration(grace),
-        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
+        "last_seen_at": iso(h.last_seen_at),
         "tags": h.tags,
     }
     return Observation(
@@ -416,7 +434,13 @@ def _heartbeat_obs(
         host=h.host,
         rule=HEARTBEAT_RULE,
         severity=heartbeat.severity if breaching else None,
-        summary=heartbeat.summary.render(values) if breaching else f"{h.host} is reporting again",
+        summary=(
+            heartbeat.summary.render(values)
+            if breaching
+            else f"{h.host}: {h.lifecycle}"
+            if h.lifecycle
+            else f"{h.host} is reporting again"
+        ),
         description=(
             f"last seen {values['last_seen_at']}; expected every {values['period']}, "
             f"down after {format_duration(h.interval + grace)} of silence"

@@ -43,7 +43,8 @@ class Shape(enum.StrEnum):
 # Measurement names the collector itself writes; user points may not use them.
 EVENT_MEASUREMENT = "event"
 ALERT_MEASUREMENT = "alert"
-RESERVED_MEASUREMENTS = frozenset({EVENT_MEASUREMENT, ALERT_MEASUREMENT})
+JOB_MEASUREMENT = "job"  # a job's run: tag `job`, fields `duration_s`, `exit_status`
+RESERVED_MEASUREMENTS = frozenset({EVENT_MEASUREMENT, ALERT_MEASUREMENT, JOB_MEASUREMENT})
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from chalicelib.core.errors import Forbidden, Problem
 from chalicelib.core.hosts import Tracking, host_update
 from chalicelib.core.ingest import ParsedRequest, parse_ingest
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import HostReport, Rejection, Shape
 from chalicelib.core.ports import HostStore, MetricStore
@@ -70,7 +71,7 @@ class IngestService:
         second fails the agent retries the whole post, and the identical
         resend of the points is harmless.
         """
-        parsed = parse_ingest(raw, content_type, content_encoding, self.limits, _ms(now))
+        parsed = parse_ingest(raw, content_type, content_encoding, self.limits, ms_of_instant(now))
         return self.store(principal, parsed, now)
 
     def store(
@@ -136,7 +137,3 @@ def _without(report: HostReport, paths: set[str]) -> HostReport:
         points=[p for p in report.points if p.path not in paths],
         events=[e for e in report.events if e.path not in paths],
     )
-
-
-def _ms(now: datetime) -> int:
-    return int(now.timestamp() * 1000)

@@ -23,14 +23,6 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from chalicelib.adapters.memory import (
-    InMemoryAlertPublisher,
-    InMemoryAlertStore,
-    InMemoryHostStore,
-    InMemoryMetricStore,
-    InMemorySilenceStore,
-    InMemoryTokenStore,
-)
 from chalicelib.adapters.rules_file import load_rules
 from chalicelib.core.evaluation import AlertingPolicy
 from chalicelib.core.matchers import matches_all
@@ -39,6 +31,14 @@ from chalicelib.settings import Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.stack import LocalApi, free_port
 from tests.support.http import add_token
+from tests.support.memory import (
+    InMemoryAlertPublisher,
+    InMemoryAlertStore,
+    InMemoryHostStore,
+    InMemoryMetricStore,
+    InMemorySilenceStore,
+    InMemoryTokenStore,
+)
 from tests.support.programs import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
