@@ -572,6 +572,8 @@ def show_bill(title: str, bill: dict[str, float]) -> None:
 
 
 def main() -> int:
+    from chalicelib.core.instants import ms_of_instant
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=int, default=70, help="posts, one a minute")
     # moto's Scan slows down with the square of the table's size: a few copies are enough
@@ -596,7 +598,7 @@ def main() -> int:
         f"agent body on this machine: {len(body['points'])} points, {field_count(body)} fields, "
         f"{len(json.dumps(body))} bytes of JSON"
     )
-    now_ms = int(datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp() * 1000)
+    now_ms = ms_of_instant(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
     first = min(p["time"] for p in body["points"])
     bodies = [shifted(body, now_ms + (i + 1) * 60_000 - first) for i in range(args.minutes)]
 
@@ -609,7 +611,7 @@ def main() -> int:
         bad = run_posts(
             stack,
             [
-                bad_sender_body(int(stack.now.timestamp() * 1000), i + 1, bad_host)
+                bad_sender_body(ms_of_instant(stack.now), i + 1, bad_host)
                 for i in range(args.bad_minutes)
             ],
             steady_from=min(1, args.bad_minutes - 1),

@@ -46,13 +46,14 @@ def host_item() -> dict[str, Any]:
     from alerting_eval import agent_points, item_size, low_level
 
     from chalicelib.adapters.dynamodb import to_item
-    from chalicelib.adapters.memory import InMemoryHostStore
     from chalicelib.core.hosts import host_update
+    from chalicelib.core.instants import ms_of_instant
     from chalicelib.core.models import Event, EventStatus, HostReport
+    from tests.support.memory import InMemoryHostStore
 
     del item_size
     seen = NOW - timedelta(seconds=20)
-    seen_ms = int(seen.timestamp() * 1000)
+    seen_ms = ms_of_instant(seen)
     store = InMemoryHostStore()
     store.record(
         host_update(

@@ -194,3 +194,83 @@ def test_an_api_gateway_event_still_goes_through_unchanged(memory_api):
     answer = app.app(event, LambdaContext())
     assert answer["statusCode"] == 200
     assert "multiValueHeaders" in answer  # the REST answer shape, untouched
+
+
+def test_a_remote_write_body_arrives_as_the_bytes_prometheus_sent(memory_api):
+    from chalicelib.core.remote_write import encode_write_request
+
+    token = memory_api.token("fleet")
+    now = ms_of_instant(datetime.now(UTC))
+    labels = {"__name__": "node_load1", "instance": "web-1:9100", "job": "node"}
+    body = encode_write_request([(labels, [(0.5, now)])])  # snappy-framed protobuf
+    headers = {
+        "content-type": "application/x-protobuf",
+        "content-encoding": "snappy",
+        "x-prometheus-remote-write-version": "0.1.0",
+        "authorization": f"Bearer {token}",
+    }
+    # A function URL hands a binary body over base64-encoded (isBase64Encoded).
+    answer = invoke(memory_api, url_event("POST", "/api/v1/write", body=body, headers=headers))
+    assert answer["statusCode"] == 204, answer
+    [(measure, _, dimensions)] = memory_api.services.metric_store.records
+    assert (measure, dimensions) == ("node_load1", (("host", "web-1"), ("job", "node")))
+    assert [h.host for h in memory_api.services.host_store.scan()] == ["web-1"]
+    # The same bytes taken as text would not be a WriteRequest: the 400 names the body.
+    mangled = url_event("POST", "/api/v1/write", body=body, headers=headers)
+    mangled["body"] = base64.b64encode(b"not snappy at all").decode()
+    refused = invoke(memory_api, mangled)
+    assert refused["statusCode"] == 400, refused
+
+
+def test_a_ping_path_with_its_suffix_and_log_body_reaches_the_job(alerting_stack):
+    import app
+
+    stack = alerting_stack
+
+    def ping(event: dict[str, Any]) -> dict[str, Any]:
+        return app.app(event, LambdaContext())
+
+    defined = ping(
+        url_event(
+            "PUT",
+            "/v1/jobs/backup",
+            body=json.dumps({"period": "1d"}),
+            headers={
+                "content-type": "application/json",
+                "x-forwarded-proto": "https",
+                "authorization": f"Bearer {stack.admin_token}",
+            },
+        )
+    )
+    assert defined["statusCode"] == 200, defined
+    # The ping URL is the function URL's own: its host, no stage segment.
+    url = json.loads(defined["body"])["ping_url"]
+    assert url.startswith("https://abc.lambda-url.us-east-1.on.aws/ping/"), url
+    path = "/ping/" + url.rsplit("/ping/", 1)[1]
+    rid = "7e5b0c1a-3f2d-4c8e-9b1a-2d3c4e5f6a7b"
+    started = ping(url_event("GET", path + "/start", query=f"rid={rid}"))
+    assert started["statusCode"] == 200, started
+    # curl's --data-binary of a log file: the URL passes it base64-encoded.
+    log = b"tar: /var/db: No space left on device\n"
+    failed = ping(
+        url_event(
+            "POST",
+            path + "/fail",
+            body=log,
+            headers={"content-type": "application/octet-stream"},
+            query=f"rid={rid}",
+        )
+    )
+    assert failed["statusCode"] == 200, failed
+    shown = stack.request("GET", "/v1/jobs/backup").json_body
+    assert shown["status"] == "failed"
+    assert "No space left on device" in shown["log"]
+    # A text body arrives as it is.
+    done = ping(
+        url_event("POST", path + "/0", body="all good\n", headers={"content-type": "text/plain"})
+    )
+    assert done["statusCode"] == 200, done
+    shown = stack.request("GET", "/v1/jobs/backup").json_body
+    assert shown["status"] == "up"
+    assert shown["log"] == "all good\n"
+    assert ping(url_event("GET", "/ping/not-a-uuid"))["statusCode"] == 404

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.core.hosts import LATEST_MAX_AGE, HostState, Tracking, host_update, series_key
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
 from chalicelib.core.tokens import (
     ID_BYTES,
@@ -23,7 +24,7 @@ from chalicelib.core.tokens import (
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-NOW_MS = int(NOW.timestamp() * 1000)
+NOW_MS = ms_of_instant(NOW)
 
 
 def test_minted_tokens_carry_their_id_and_only_a_hash_is_kept():
