@@ -15,7 +15,7 @@ import pytest
 from chalicelib.adapters.aws import AwsClients
 from chalicelib.adapters.dynamodb.ledger import TTL_ATTRIBUTE
 from chalicelib.routing import subscription_attributes, subscriptions
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from fleetpulse import cfn
 from fleetpulse.deploy import OUTPUT_VARIABLES, STEP_OUTPUTS, configure_stage
 from fleetpulse.resources import create_all
@@ -183,7 +183,7 @@ def test_the_stacks_outputs_configure_the_same_settings_back(aws, env):
     magnetic = {}
     if "MagneticStoreRetentionDays" in outputs:
         magnetic["FLEETPULSE_MAGNETIC_RETENTION_DAYS"] = outputs["MagneticStoreRetentionDays"]
-    assert (settings.store == "timestream") == bool(magnetic)
+    assert (settings.store is MetricBackend.TIMESTREAM) == bool(magnetic)
     assert again == Settings.from_env(
         {**env, "FLEETPULSE_ALERTS_TOPIC_ARN": outputs["AlertsTopicArn"], **magnetic}
     )
