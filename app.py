@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import (  # type: ignore[attr-defined]
-    Chalice,
     ConvertToMiddleware,
     Rate,
     Response,
@@ -23,6 +22,7 @@ from chalicelib.core.lifecycle import EVENT_PATTERN as EC2_LIFECYCLE_PATTERN
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel, Outcome
 from chalicelib.core.tokens import Principal
+from chalicelib.function_url import UrlAwareChalice
 from chalicelib.names import alerts_topic_name
 from chalicelib.services.auth import require_admin
 from chalicelib.web import (
@@ -46,7 +46,8 @@ from chalicelib.wiring import Services, services
 if TYPE_CHECKING:
     from chalicelib.services.ingest import IngestResult
 
-app = Chalice(app_name="fleetpulse")
+# Also served by a Lambda function URL when the stage has one (docs/DEPLOY.md).
+app = UrlAwareChalice(app_name="fleetpulse")
 # Prometheus remote_write bodies are snappy bytes: API Gateway must pass them through
 # as binary (base64 to the Lambda), not as text.
 app.api.binary_types.append("application/x-protobuf")
@@ -102,8 +103,7 @@ def ingest() -> Response:
         header(request, "content-encoding"),
         svc.clock(),
     )
-    metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    count_points(result)
     return json_response(202, result.as_json())
 
 
@@ -159,8 +159,7 @@ def _influx_write(api: InfluxApi) -> Response:
         api=api,
         now=svc.clock(),
     )
-    metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    count_points(result)
     return influx_reply(result, api)
 
 
@@ -203,8 +202,10 @@ def collectd_write() -> Response:
 
 
 def count_points(result: IngestResult) -> None:
+    """What every ingest route counts; a sender past the tracking caps shows as untracked."""
     metrics.add_metric(name="PointsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="PointsRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    metrics.add_metric(name="SeriesUntracked", unit=MetricUnit.Count, value=result.untracked_series)
 
 
 def remote_write_reply(result: IngestResult) -> Response:

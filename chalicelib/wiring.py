@@ -101,9 +101,12 @@ class Services:
 
     @cached_property
     def ingest(self) -> IngestService:
+        from chalicelib.core.hosts import Tracking
         from chalicelib.services.ingest import IngestService
 
-        return IngestService(self.metric_store, self.host_store, self.settings.limits)
+        limits = self.settings.limits
+        tracking = Tracking(limits.max_tracked_series, limits.max_tracked_services)
+        return IngestService(self.metric_store, self.host_store, limits, tracking)
 
     @cached_property
     def ledger(self) -> DeliveryLedger:

@@ -5,6 +5,7 @@ each step taking its boto3 client so it can be tested against the real service m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -32,6 +33,7 @@ OUTPUT_VARIABLES: dict[str, str] = {
     "TimestreamDatabase": "FLEETPULSE_TIMESTREAM_DATABASE",
     "TimestreamTable": "FLEETPULSE_TIMESTREAM_TABLE",
     "MemoryStoreRetentionHours": "FLEETPULSE_MEMORY_RETENTION_HOURS",
+    "MagneticStoreRetentionDays": "FLEETPULSE_MAGNETIC_RETENTION_DAYS",
     "NotifyFailureQueueName": "FLEETPULSE_NOTIFY_FAILURE_QUEUE",
     "SlackWebhookParameter": "FLEETPULSE_SLACK_WEBHOOK_PARAM",
     "PagerDutyRoutingKeyParameter": "FLEETPULSE_PAGERDUTY_ROUTING_KEY_PARAM",
@@ -432,6 +434,40 @@ def configure_from_stack(
     return StageConfig(changes, config_file, policy_file, localized)
 
 
+def ensure_function_url(lambda_client: Any, function: str, stage: str) -> str:
+    """The API function's function URL, created when missing (chalice cannot), public
+    like the REST API: authentication is the app's own bearer-token check either way."""
+    try:
+        return str(lambda_client.get_function_url_config(FunctionName=function)["FunctionUrl"])
+    except lambda_client.exceptions.ResourceNotFoundException:
+        pass
+    try:
+        url = lambda_client.create_function_url_config(FunctionName=function, AuthType="NONE")
+    except lambda_client.exceptions.ResourceNotFoundException:
+        raise DeployError(
+            f"no function {function}: run `chalice deploy --stage {stage}` first"
+        ) from None
+    # A public URL needs both grants: InvokeFunctionUrl, and InvokeFunction through a URL.
+    grants = (
+        (
+            "FunctionURLAllowPublicAccess",
+            "lambda:InvokeFunctionUrl",
+            {"FunctionUrlAuthType": "NONE"},
+        ),
+        ("FunctionURLAllowInvokeAction", "lambda:InvokeFunction", {"InvokedViaFunctionUrl": True}),
+    )
+    for statement, action, condition in grants:
+        with contextlib.suppress(lambda_client.exceptions.ResourceConflictException):
+            lambda_client.add_permission(
+                FunctionName=function,
+                StatementId=statement,
+                Action=action,
+                Principal="*",
+                **condition,
+            )
+    return str(url["FunctionUrl"])
+
+
 def finish(
     cloudformation: Any,
     lambda_client: Any,
@@ -460,6 +496,9 @@ def finish(
             f"stage {stage} publishes to {settings.alerts_topic_arn}, the stack's topic is"
             f" {topic}: run `fleetpulse --stage {stage} deploy config` and `chalice deploy`"
         )
+    if stage_environment(config, stage).get("FLEETPULSE_FUNCTION_URL", "").lower() == "true":
+        url = ensure_function_url(lambda_client, f"fleetpulse-{stage}", stage)
+        echo(f"function URL: {url} (the agents' url; API Gateway stays too)")
     queue = outputs["NotifyFailureQueueArn"]
     for request in event_invoke_configs(settings, queue):
         name = request["FunctionName"]

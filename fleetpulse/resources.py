@@ -32,6 +32,11 @@ def stack_parameters(settings: Settings) -> dict[str, str]:
         "MemoryStoreRetentionHours": str(
             int(settings.limits.memory_retention.total_seconds()) // 3600
         ),
+        **(
+            {"MagneticStoreRetentionDays": str(settings.limits.magnetic_retention.days)}
+            if settings.limits.magnetic_retention is not None
+            else {}
+        ),
         # The template takes one address (a list address reaches several people).
         "AlertEmail": settings.notify.alert_emails[0] if settings.notify.alert_emails else "",
         "EmailSeverities": ",".join(s.value for s in Severity if s in email) or "none",

@@ -44,6 +44,20 @@ MEMORY_USED_FIELDS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """How much of a post's latest values its host item keeps.
+
+    At most `max_series` series and `max_services` services per post, the first
+    by name, so the same ones are kept post after post; every point is stored
+    all the same. The item is written by every post and read by every
+    evaluation: what one post may add to it bounds what a bad sender costs.
+    """
+
+    max_series: int = 200
+    max_services: int = 100
+
+
 class HostState(enum.StrEnum):
     NEW = "new"
     UP = "up"
@@ -100,6 +114,9 @@ class HostUpdate:
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
     history: HistoryPoint | None = None
+    # Series and services the post carried beyond the caps: stored, not tracked.
+    untracked_series: int = 0
+    untracked_services: int = 0
 
 
 def history_slot(time_ms: int) -> int:
@@ -159,8 +176,9 @@ def series_key(measurement: str, tags: dict[str, str]) -> str:
     return measurement + "|" + "|".join(f"{k}={tags[k]}" for k in sorted(tags))
 
 
-def host_update(report: HostReport, now: datetime) -> HostUpdate:
-    """What `report`, received at `now`, changes about its host."""
+def host_update(report: HostReport, now: datetime, tracking: Tracking | None = None) -> HostUpdate:
+    """What `report`, received at `now`, changes about its host (all of it, without
+    `tracking`; with it, only what rules read, within its caps)."""
     now_ms = ms_of_instant(now)
     oldest_ms = now_ms - int(LATEST_MAX_AGE.total_seconds() * 1000)
     series: dict[str, SeriesLatest] = {}
@@ -182,6 +200,14 @@ def host_update(report: HostReport, now: datetime) -> HostUpdate:
         services[e.service] = ServiceLatest(
             e.status.value, e.time_ms, e.ttl_ms, e.description, e.value
         )
+    history = history_point(series, now)
+    untracked_series = untracked_services = 0
+    if tracking is not None:
+        series, untracked_series = _tracked_series(series, tracking)
+        if len(services) > tracking.max_services:
+            kept = sorted(services)[: tracking.max_services]
+            untracked_services = len(services) - len(kept)
+            services = {k: services[k] for k in kept}
     retired = report.state is HeartbeatState.SHUTDOWN
     return HostUpdate(
         host=report.host,
@@ -193,5 +219,17 @@ def host_update(report: HostReport, now: datetime) -> HostUpdate:
         agent_version=report.agent.version if report.agent else None,
         series=series,
         services=services,
-        history=history_point(series, now),
+        history=history,
+        untracked_series=untracked_series,
+        untracked_services=untracked_services,
     )
+
+
+def _tracked_series(
+    series: dict[str, SeriesLatest], tracking: Tracking
+) -> tuple[dict[str, SeriesLatest], int]:
+    """The series the item keeps, and how many the cap left out."""
+    if len(series) <= tracking.max_series:
+        return series, 0
+    kept = sorted(series)[: tracking.max_series]
+    return {k: series[k] for k in kept}, len(series) - len(kept)

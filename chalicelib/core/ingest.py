@@ -233,7 +233,7 @@ class Validator:
     def __init__(self, limits: Limits, now_ms: int) -> None:
         self.limits = limits
         self.now_ms = now_ms
-        retention_ms = int(limits.memory_retention.total_seconds() * 1000)
+        retention_ms = int(limits.oldest_accepted.total_seconds() * 1000)
         # A minute of margin each side: the record still has to reach the store.
         self.oldest_ms = now_ms - retention_ms + 60_000
         self.newest_ms = now_ms + int(limits.future_window.total_seconds() * 1000) - 10_000
@@ -263,7 +263,7 @@ class Validator:
     def _out_of_window(self, index: int, path: str, time_ms: int) -> bool:
         if time_ms < self.oldest_ms:
             age_h = (self.now_ms - time_ms) / 3_600_000
-            hours = self.limits.memory_retention.total_seconds() / 3600
+            hours = self.limits.oldest_accepted.total_seconds() / 3600
             self.rejected.append(
                 Rejection(
                     index,

@@ -38,23 +38,47 @@ class Limits:
     max_tag_value_bytes: int = 256
     max_string_field_bytes: int = 1024
     max_host_bytes: int = 253  # a DNS name
+    # Latest values one post may add to its host's item (core/hosts.py, Tracking).
+    max_tracked_series: int = 200
+    max_tracked_services: int = 100
     # Points older than the store's hot window cannot be written (Timestream's
-    # memory store); points further ahead than the future window are refused too.
-    memory_retention: timedelta = timedelta(hours=24)
+    # memory store) unless the table takes magnetic store writes: then anything
+    # the magnetic store still keeps is accepted. Points further ahead than the
+    # future window are refused too.
+    memory_retention: timedelta = timedelta(hours=2)
+    magnetic_retention: timedelta | None = None
     future_window: timedelta = TIMESTREAM_FUTURE_WINDOW
+
+    @property
+    def oldest_accepted(self) -> timedelta:
+        """How old a point may be and still be stored."""
+        if self.magnetic_retention is not None:
+            return max(self.magnetic_retention, self.memory_retention)
+        return self.memory_retention
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
         """Read `FLEETPULSE_<FIELD>` overrides (`FLEETPULSE_MAX_POINTS=1000`).
 
-        Durations are given in seconds, except `FLEETPULSE_MEMORY_RETENTION_HOURS`.
+        Durations are given in seconds, except `FLEETPULSE_MEMORY_RETENTION_HOURS` and
+        `FLEETPULSE_MAGNETIC_RETENTION_DAYS` (set when the table takes magnetic store
+        writes; empty or absent when it does not).
         """
         overrides: dict[str, object] = {}
         for f in fields(cls):
             if f.name == "memory_retention":
                 raw = env.get("FLEETPULSE_MEMORY_RETENTION_HOURS")
                 if raw is not None:
-                    overrides[f.name] = timedelta(hours=_positive_int(f.name, raw))
+                    overrides[f.name] = timedelta(
+                        hours=_positive_int("memory_retention_hours", raw)
+                    )
+                continue
+            if f.name == "magnetic_retention":
+                raw = env.get("FLEETPULSE_MAGNETIC_RETENTION_DAYS")
+                if raw:
+                    overrides[f.name] = timedelta(
+                        days=_positive_int("magnetic_retention_days", raw)
+                    )
                 continue
             raw = env.get(f"FLEETPULSE_{f.name.upper()}")
             if raw is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from chalicelib.core.errors import Forbidden, Problem
-from chalicelib.core.hosts import host_update
+from chalicelib.core.hosts import Tracking, host_update
 from chalicelib.core.ingest import ParsedRequest, parse_ingest
 from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.limits import Limits
@@ -23,23 +23,39 @@ class IngestResult:
     accepted_points: int
     accepted_events: int
     rejected: list[Rejection] = field(default_factory=list)
+    untracked_series: int = 0
+    untracked_services: int = 0
 
     @property
     def accepted(self) -> int:
         return self.accepted_points + self.accepted_events
 
     def as_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "accepted": self.accepted,
             "rejected": [r.as_json() for r in sorted(self.rejected, key=lambda r: r.index)],
         }
+        if self.untracked_series or self.untracked_services:
+            # Stored, but past what one post may add to its host's item (no latest value).
+            out["untracked"] = {
+                "series": self.untracked_series,
+                "services": self.untracked_services,
+            }
+        return out
 
 
 class IngestService:
-    def __init__(self, metrics: MetricStore, hosts: HostStore, limits: Limits) -> None:
+    def __init__(
+        self,
+        metrics: MetricStore,
+        hosts: HostStore,
+        limits: Limits,
+        tracking: Tracking | None = None,
+    ) -> None:
         self.metrics = metrics
         self.hosts = hosts
         self.limits = limits
+        self.tracking = tracking  # None: a host item keeps every series and service
 
     def ingest(
         self,
@@ -84,10 +100,15 @@ class IngestService:
         stored_rejections = self.metrics.write(parsed.reports)
         rejected.extend(stored_rejections)
         refused_paths = {r.path for r in stored_rejections}
+        tracking = self.tracking
+        untracked_series = untracked_services = 0
         for report in parsed.reports:
             if report.host in silent:
                 continue
-            self.hosts.record(host_update(_without(report, refused_paths), now))
+            update = host_update(_without(report, refused_paths), now, tracking)
+            untracked_series += update.untracked_series
+            untracked_services += update.untracked_services
+            self.hosts.record(update)
         event_paths = {e.path for r in parsed.reports for e in r.events}
         refused_events = sum(1 for r in stored_rejections if r.path in event_paths)
         points = parsed.accepted_points - (len(stored_rejections) - refused_events)
@@ -98,6 +119,8 @@ class IngestService:
             accepted_points=points,
             accepted_events=events,
             rejected=rejected,
+            untracked_series=untracked_series,
+            untracked_services=untracked_services,
         )
 
 

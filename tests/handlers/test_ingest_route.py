@@ -141,7 +141,7 @@ def test_bad_points_are_listed_and_the_rest_stored(api, fleet_token, capture):
         (1, "points[1]"),
         (2, "points[2]"),
     ]
-    assert "h old; the store accepts points up to 24 h old" in result["rejected"][0]["reason"]
+    assert "h old; the store accepts points up to 2 h old" in result["rejected"][0]["reason"]
     assert (
         "points[2].tags.cpu: tag value must be a string, got object"
         in result["rejected"][1]["reason"]
@@ -298,3 +298,27 @@ def test_any_body_gets_a_2xx_or_4xx_never_a_5xx(memory_api, body, gz):
     response = memory_api.post("/v1/ingest", token=token, raw=raw, gzip_body=gz)
     assert response.status_code in (202, 400, 403, 413)
     assert isinstance(response.json_body, dict)
+
+
+def test_a_host_sending_thousands_of_new_series_has_them_stored_but_not_all_tracked(
+    api, fleet_token, capture
+):
+    t = now_ms()
+    points = [
+        {"measurement": "statsd", "time": t, "tags": {"key": f"user-{i:04d}"}, "fields": {"n": i}}
+        for i in range(5000)
+    ]
+    response = api.post(
+        "/v1/ingest", {"host": "storm-1", "points": points}, token=fleet_token, gzip_body=True
+    )
+    assert response.status_code == 202
+    cap = api.services.settings.limits.max_tracked_series
+    assert response.json_body == {
+        "accepted": 5000,
+        "rejected": [],
+        "untracked": {"series": 5000 - cap, "services": 0},
+    }
+    assert len(capture.stored()) == 5000  # every point is in the metric store
+    item = api.services.host_store.get("storm-1")
+    tracked = sorted(k for k in item if k.startswith("s#"))
+    assert tracked == [f"s#statsd|key=user-{i:04d}" for i in range(cap)]

@@ -300,3 +300,20 @@ def test_over_dynamodb_and_timestream_the_host_and_its_series_are_recorded(api):
     assert item["s#fleetpulse.memory_used.percent"]["f"] == {"value": 42}
     response = api.get("/v1/hosts", token=api.token("admin"))
     assert [h["host"] for h in json.loads(response.body)["hosts"]] == ["web-1"]
+
+
+def test_a_scrape_of_thousands_of_series_is_stored_and_its_host_item_keeps_the_cap(api):
+    token = api.token("fleet")
+    t = now_ms()
+    series = [
+        (
+            {"__name__": "http_requests_total", "instance": "web-1:9100", "path": f"/p{i:04d}"},
+            [(i, t)],
+        )
+        for i in range(1000)
+    ]
+    assert write(api, encode_write_request(series), token).status_code == 204
+    item = api.services.host_store.get("web-1")  # type: ignore[attr-defined]
+    cap = api.services.settings.limits.max_tracked_series
+    tracked = sorted(k for k in item if k.startswith("s#"))
+    assert tracked == [f"s#http_requests_total|path=/p{i:04d}" for i in range(cap)]

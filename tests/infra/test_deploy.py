@@ -399,6 +399,13 @@ def chalice_deployed(stage: str, topic: str) -> None:
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("app.py", "def handler(event, context):\n    return None\n")
     lam, sns = boto3.client("lambda", region_name=REGION), boto3.client("sns", region_name=REGION)
+    lam.create_function(
+        FunctionName=f"fleetpulse-{stage}",
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.app",
+        Code={"ZipFile": code.getvalue()},
+    )
     for handler in ("notify_slack", "notify_pagerduty"):
         arn = lam.create_function(
             FunctionName=f"fleetpulse-{stage}-{handler}",
@@ -450,6 +457,34 @@ def test_finish_sets_retries_failure_queue_and_filter_policies(aws, chalice_dir)
         "ops@example.com": {"severity": ["critical", "warning"]},  # the stack's
     }
     assert "email ops@example.com: confirmed, filter policy from the stack" in said
+
+    # The API function gets a public function URL (the app checks the bearer token),
+    # granted both ways a URL invocation is authorised; a second run keeps it.
+    url = lam.get_function_url_config(FunctionName="fleetpulse-prod")
+    assert url["AuthType"] == "NONE"
+    assert f"function URL: {url['FunctionUrl']} (the agents' url; API Gateway stays too)" in said
+    statements = json.loads(lam.get_policy(FunctionName="fleetpulse-prod")["Policy"])["Statement"]
+    actions = sorted(s["Action"] for s in statements if s["Principal"] in ("*", {"AWS": "*"}))
+    assert actions == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    client, stub = cloudformation()
+    stub.add_response("describe_stacks", described("UPDATE_COMPLETE", outputs))
+    with stub:
+        assert (
+            finish(
+                client,
+                lam,
+                sns,
+                stage="prod",
+                stack="fleetpulse-prod",
+                chalice_dir=chalice_dir,
+                echo=said.append,
+            )
+            == 0
+        )
+    assert (
+        lam.get_function_url_config(FunctionName="fleetpulse-prod")["FunctionUrl"]
+        == (url["FunctionUrl"])
+    )
 
 
 def test_finish_before_chalice_deploy_says_so(aws, chalice_dir):

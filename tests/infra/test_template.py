@@ -15,7 +15,7 @@ import pytest
 from chalicelib.adapters.aws import AwsClients
 from chalicelib.adapters.dynamodb.ledger import TTL_ATTRIBUTE
 from chalicelib.routing import subscription_attributes, subscriptions
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from fleetpulse import cfn
 from fleetpulse.deploy import OUTPUT_VARIABLES, STEP_OUTPUTS, configure_stage
 from fleetpulse.resources import create_all
@@ -99,9 +99,11 @@ def test_local_creation_makes_the_store_topic_email_and_failure_queue(aws):
     table = clients.get("timestream-write").describe_table(
         DatabaseName="fleetpulse-prod", TableName="metrics"
     )["Table"]
-    # The collector refuses what the memory store would: the two must agree.
     assert table["RetentionProperties"]["MemoryStoreRetentionPeriodInHours"] == 12
-    assert table["MagneticStoreWriteProperties"] == {"EnableMagneticStoreWrites": False}
+    # A backlog older than the memory store goes to the magnetic store; the collector
+    # accepts points as old as the magnetic store keeps (its setting is the stack's output).
+    assert table["MagneticStoreWriteProperties"] == {"EnableMagneticStoreWrites": True}
+    assert outputs["MagneticStoreRetentionDays"] == "365"
 
     sns = clients.get("sns")
     topic = "arn:aws:sns:us-east-1:123456789012:fleetpulse-prod-alerts"
@@ -177,8 +179,13 @@ def test_the_stacks_outputs_configure_the_same_settings_back(aws, env):
     config = {"stages": {settings.stage: {}}}
     configure_stage(config, settings.stage, outputs)
     again = Settings.from_env(config["stages"][settings.stage]["environment_variables"])
+    # A Timestream table takes magnetic store writes: its retention becomes the window.
+    magnetic = {}
+    if "MagneticStoreRetentionDays" in outputs:
+        magnetic["FLEETPULSE_MAGNETIC_RETENTION_DAYS"] = outputs["MagneticStoreRetentionDays"]
+    assert (settings.store is MetricBackend.TIMESTREAM) == bool(magnetic)
     assert again == Settings.from_env(
-        {**env, "FLEETPULSE_ALERTS_TOPIC_ARN": outputs["AlertsTopicArn"]}
+        {**env, "FLEETPULSE_ALERTS_TOPIC_ARN": outputs["AlertsTopicArn"], **magnetic}
     )
 
 

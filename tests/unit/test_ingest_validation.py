@@ -245,6 +245,32 @@ def test_time_window_rejections_are_per_point_and_explain_themselves():
     assert [p.index for p in parsed.reports[0].points] == [2, 3]
 
 
+def test_with_magnetic_store_writes_a_backlog_older_than_the_memory_store_is_accepted():
+    limits = Limits(memory_retention=timedelta(hours=2), magnetic_retention=timedelta(days=3))
+    hour = 3_600_000
+    parsed = run(
+        native(point(time=NOW - 30 * hour), point(time=NOW - 73 * hour), point(time=NOW)),
+        limits,
+    )
+    [refused] = parsed.rejected
+    assert refused.index == 1
+    assert "73.0 h old; the store accepts points up to 72 h old" in refused.reason
+    assert [p.index for p in parsed.reports[0].points] == [0, 2]
+
+
+def test_the_magnetic_retention_comes_from_the_environment_in_days():
+    limits = Limits.from_env(
+        {"FLEETPULSE_MEMORY_RETENTION_HOURS": "2", "FLEETPULSE_MAGNETIC_RETENTION_DAYS": "365"}
+    )
+    assert limits.memory_retention == timedelta(hours=2)
+    assert limits.oldest_accepted == timedelta(days=365)
+    assert Limits.from_env({"FLEETPULSE_MAGNETIC_RETENTION_DAYS": ""}).oldest_accepted == (
+        Limits().memory_retention
+    )
+    with pytest.raises(ValueError, match="FLEETPULSE_MAGNETIC_RETENTION_DAYS"):
+        Limits.from_env({"FLEETPULSE_MAGNETIC_RETENTION_DAYS": "0"})
+
+
 def test_request_with_nothing_valid_is_a_400_with_every_problem():
     with pytest.raises(InvalidPayload) as info:
         run(native(point(fields={"a": "x" * 5000}), point(measurement="")))

@@ -27,6 +27,8 @@ from chalicelib.core.remote_write import (
 )
 
 NOW = 1_796_000_000_000
+# The oldest sample the default limits accept (the store's window, a minute of margin).
+OLDEST_MS = NOW - int(Limits().oldest_accepted.total_seconds() * 1000) + 60_000
 AGENT = AgentInfo("prometheus", "2.45.3")
 
 
@@ -212,7 +214,7 @@ def expected_points(series):
             continue
         tags = tuple(sorted((k, v) for k, v in lab.items() if v and not k.startswith("__")))
         for value, t in samples_:
-            if not math.isfinite(value) or not NOW - 86_400_000 + 60_000 <= t <= NOW + 890_000:
+            if not math.isfinite(value) or not OLDEST_MS <= t <= NOW + 890_000:
                 continue
             out.setdefault((host, VALID_NAMES[name], tags, t), value)
     return out

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.core.hosts import LATEST_MAX_AGE, HostState, host_update, series_key
+from chalicelib.core.hosts import LATEST_MAX_AGE, HostState, Tracking, host_update, series_key
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
 from chalicelib.core.tokens import (
     ID_BYTES,
@@ -23,7 +24,7 @@ from chalicelib.core.tokens import (
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-NOW_MS = int(NOW.timestamp() * 1000)
+NOW_MS = ms_of_instant(NOW)
 
 
 def test_minted_tokens_carry_their_id_and_only_a_hash_is_kept():
@@ -122,3 +123,34 @@ def test_series_key_is_independent_of_tag_order():
     assert series_key("disk", {"mount": "/", "device": "sda1"}) == "disk|device=sda1|mount=/"
     assert series_key("disk", {"device": "sda1", "mount": "/"}) == "disk|device=sda1|mount=/"
     assert series_key("load", {}) == "load"
+
+
+def test_a_post_adds_at_most_the_cap_of_series_and_services_to_its_host_the_same_ones_each_time():
+    def storm(order):
+        return HostReport(
+            host="statsd-1",
+            points=[
+                p("statsd", NOW_MS - 1000, {"count": float(i)}, {"key": f"user-{i:04d}"})
+                for i in order
+            ]
+            + [p("cpu", NOW_MS - 1000, {"idle": 97.0}, {"cpu": "total"})],
+            events=[Event(f"svc-{i:03d}", EventStatus.OK, NOW_MS - 1000, None) for i in order],
+        )
+
+    tracking = Tracking(max_series=50, max_services=20)
+    first = host_update(storm(range(300)), NOW, tracking)
+    again = host_update(storm(list(reversed(range(300)))), NOW, tracking)
+    assert len(first.series) == 50
+    assert first.untracked_series == 251
+    assert len(first.services) == 20
+    assert first.untracked_services == 280
+    assert list(first.series) == list(again.series) == sorted(first.series)
+    assert set(first.services) == set(again.services)
+    # What the status page draws comes from the whole post, not only what is kept.
+    assert first.history is not None
+    assert first.history.cpu == 3.0
+    # Within the caps nothing changes, and without tracking everything is kept.
+    small = host_update(storm(range(10)), NOW, tracking)
+    assert (small.untracked_series, small.untracked_services) == (0, 0)
+    assert len(small.series) == 11
+    assert len(host_update(storm(range(300)), NOW).series) == 301
