@@ -211,6 +211,13 @@ def add_silence() -> Response:
     return json_response(201, silence.as_json(now))
 
 
+@app.route("/v1/series", methods=["GET"])
+@handle_errors
+def read_series() -> Response:
+    request, svc, _ = admin()
+    return json_response(200, svc.series.read(request.query_params or {}, svc.clock()))
+
+
 @app.route("/status", methods=["GET"])
 @handle_errors
 def status_page() -> Response:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         AlertStore,
         DeliveryLedger,
         HostStore,
+        MetricReader,
         MetricStore,
         SilenceStore,
         TokenStore,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from chalicelib.services.ingest import IngestService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
+    from chalicelib.services.series import SeriesService
     from chalicelib.services.silences import SilenceService
     from chalicelib.settings import Settings
 
@@ -74,6 +76,32 @@ class Services:
         from chalicelib.settings import SettingsError
 
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
+
+    @cached_property
+    def metric_reader(self) -> MetricReader:
+        """History read back from the store `metric_store` writes to."""
+        if self.settings.store == "timestream":
+            from chalicelib.adapters.history import TimestreamMetricReader
+
+            return TimestreamMetricReader(
+                self.clients.get("timestream-query"),
+                self.settings.timestream_database,
+                self.settings.timestream_table,
+            )
+        from chalicelib.adapters.history import InfluxDBMetricReader, TokenSource
+
+        token: TokenSource = self.settings.influx_token
+        if self.settings.influx_token_param:
+            from chalicelib.adapters.ssm import SSMParameterSecret
+
+            token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
+        return InfluxDBMetricReader(self.settings.influx_target, token)
+
+    @cached_property
+    def series(self) -> SeriesService:
+        from chalicelib.services.series import SeriesService
+
+        return SeriesService(self.metric_reader)
 
     @cached_property
     def token_store(self) -> TokenStore:
@@ -209,6 +237,7 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+            reader=lambda: self.metric_reader,
         )
 
     @cached_property

@@ -26,6 +26,7 @@ from chalicelib.core.alerts import (
 from chalicelib.core.errors import InvalidPayload, NotFound, Problem
 from chalicelib.core.evaluation import AlertingPolicy, Evaluation, HostAction, evaluate
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_status
+from chalicelib.core.history_rules import HistoryValues
 from chalicelib.core.matchers import Matcher
 from chalicelib.core.models import HostReport, Point
 from chalicelib.core.ports import (
@@ -33,6 +34,7 @@ from chalicelib.core.ports import (
     AlertStore,
     BackendUnavailable,
     HostStore,
+    MetricReader,
     MetricStore,
     SilenceStore,
 )
@@ -102,6 +104,7 @@ class AlertingService:
         metrics: MetricStore,
         policy: Callable[[], AlertingPolicy],
         budget: timedelta = WRITE_BUDGET,
+        reader: Callable[[], MetricReader] | None = None,
     ) -> None:
         self.hosts = hosts
         self.alerts = alerts
@@ -110,6 +113,7 @@ class AlertingService:
         self.metrics = metrics
         self._policy = policy
         self.budget = budget
+        self._reader = reader  # history rules only: a run without them reads no history
 
     @property
     def policy(self) -> AlertingPolicy:
@@ -133,7 +137,9 @@ class AlertingService:
         records = {r.alert_id: r for r in self.alerts.scan()}
         silences = self.silences.list()
         started = time.perf_counter()
-        evaluation = evaluate(hosts, records, silences, policy, now)
+        evaluation = evaluate(
+            hosts, records, silences, policy, now, history=self._history(records, now)
+        )
         report = EvaluationReport(
             hosts=len(hosts),
             statuses={k.value: v for k, v in evaluation.statuses.items() if v},
@@ -142,6 +148,19 @@ class AlertingService:
             compute_ms=(time.perf_counter() - started) * 1000,
         )
         return evaluation, report
+
+    def _history(self, records: dict[str, AlertRecord], now: datetime) -> HistoryValues | None:
+        """Window, baseline and forecast rules' values: one grouped query per rule."""
+        rules = [r for r in self.policy.rules.rules if r.history is not None]
+        if not rules or self._reader is None:
+            return None
+        from chalicelib.core.alerts import threshold_alert_id
+        from chalicelib.core.history_rules import read_history
+
+        history = read_history(rules, self._reader().read, records, now, threshold_alert_id)
+        if history.failed:
+            logger.warning("history unavailable", extra={"rules": history.failed})
+        return history
 
     def apply(
         self, evaluation: Evaluation, report: EvaluationReport, deadline: float | None = None
