@@ -58,6 +58,13 @@ class HistoryApi(Api):
             assert response.status_code == 202, response.body
             assert json_body(response)["rejected"] == [], json_body(response)["rejected"][:3]
 
+    def heartbeat(self, token: str, host: str, at: datetime) -> None:
+        """A post with no points at `at`: the host is up then."""
+        self.clock.at = at
+        body = {"host": host, "heartbeat": {"interval": 60, "state": "alive"}, "points": []}
+        response = self.post("/v1/ingest", body, token=token)
+        assert response.status_code == 202, response.body
+
     def series(self, token: str, **params: str) -> Any:
         from urllib.parse import urlencode
 
