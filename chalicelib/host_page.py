@@ -59,7 +59,7 @@ def host_page_response(request: Request, svc: Services, host: str) -> Response:
             body="",
             status_code=303,
             headers={
-                "Location": quote(host, safe=""),
+                "Location": quote(host, safe="") + _range_query(query_param(request, "range")),
                 "Content-Type": "text/plain; charset=utf-8",
                 "Set-Cookie": cookie,
                 "Cache-Control": "no-store",
@@ -82,6 +82,10 @@ def host_page_response(request: Request, svc: Services, host: str) -> Response:
     now_ms = ms_of_instant(svc.clock())
     body = render_host_page(host, list(snapshot.series.values()), nonce, now_ms, chosen)
     return Response(body=body, status_code=200, headers=_headers(nonce))
+
+
+def _range_query(chosen: str | None) -> str:
+    return f"?range={chosen}" if chosen in RANGES else ""
 
 
 def series_authorization(request: Request) -> str | None:
@@ -304,6 +308,8 @@ SCRIPT = """
   function load(range) {
     var mine = ++generation, figures = Array.prototype.slice.call(main.querySelectorAll("figure.chart"));
     main.setAttribute("data-range", range);
+    // The address names the range: a reload or a shared link shows the same view.
+    window.history.replaceState(null, "", window.location.pathname + "?range=" + range);
     main.querySelectorAll(".ranges button").forEach(function (b) {
       b.setAttribute("aria-pressed", b.getAttribute("data-range") === range ? "true" : "false");
     });
