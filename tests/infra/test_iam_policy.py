@@ -3,7 +3,7 @@ code makes, and nothing it does not make.
 
 Every boto3 client the app creates records each call it sends (a botocore event hook), while
 one scenario walks every path: ingest as JSON and as line protocol (with the token's
-last-used touch), the evaluation with transitions, reminders, pruning, forgetting and
+last-used touch), history read back (`GET /v1/series`), the evaluation with transitions, reminders, pruning, forgetting and
 silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
 store reading its token from SSM. Each call is mapped to the IAM action and resource ARN it
 is authorised as, then checked against each stage's policy file. The operator's command
@@ -104,6 +104,10 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
     if prefix == "timestream":
         if operation == "DescribeEndpoints":
             return [Call("timestream:DescribeEndpoints", "*")]
+        if operation == "Query":  # authorised as Select on each table the SQL reads
+            tables = re.findall(r'FROM "([^"]+)"\."([^"]+)"', params["QueryString"])
+            assert tables, params["QueryString"]
+            return [Call("timestream:Select", arn + f"database/{d}/table/{t}") for d, t in tables]
         table = f"database/{params['DatabaseName']}/table/{params['TableName']}"
         return [Call(f"timestream:{operation}", arn + table)]
     if prefix == "ssm" and operation == "GetParameter":
@@ -215,6 +219,8 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         stack.request("DELETE", "/v1/hosts/web-1/pause")  # not paused: a read says it exists
         assert stack.request("GET", "/v1/hosts").status_code == 200
         assert stack.request("GET", "/v1/alerts").status_code == 200
+        series = stack.request("GET", "/v1/series?host=web-1&measurement=disk&field=used_percent")
+        assert series.status_code == 200, series.body
         clock.advance(timedelta(days=8))  # web-1 down, stale values pruned, db-1 forgotten
         stack.evaluate()
 
