@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,16 @@ bind-address = "{host}:{rpc_port}"
 [continuous_queries]
   enabled = false
 """
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the stack dies, even by SIGKILL (Linux).
+
+    A killed stack cannot stop what it started; the agent watches the stack's pid
+    itself, and influxd gets the kernel to do it (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 class InfluxdError(Exception):
@@ -114,6 +126,7 @@ class LocalInfluxd:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the stack, which stops influxd in order
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509 (async-signal-safe: one prctl call)
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
