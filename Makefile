@@ -10,7 +10,12 @@ PYTEST_ARGS ?=
 # whose program is missing skips, or fails when CI=true (tests/support/programs.py).
 # influxdb: the InfluxDB store tests start their own `influxd` (never the service).
 # chromium: the status page is tested in a real headless browser (tests/browser).
-SYSTEM_PACKAGES ?= influxdb chromium
+# prometheus, prometheus-node-exporter, collectd-core (+ libyajl2, which its write_http
+# plugin needs): the other senders, started by tests/senders.
+# nginx-light, redis-server, memcached: the agent's service discovery and probes (tests/agent).
+# monitoring-plugins-basic: the agent's exec checks run the real Nagios plugins.
+SYSTEM_PACKAGES ?= influxdb chromium prometheus prometheus-node-exporter collectd-core libyajl2 \
+	nginx-light redis-server memcached monitoring-plugins-basic
 
 .PHONY: help run demo test venv lint typecheck unit agent clean system-deps deploy
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -19,6 +20,13 @@ from chalicelib.names import alerts_topic_name
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class MetricBackend(enum.StrEnum):
+    """FLEETPULSE_STORE: where points (and alert annotations) are written."""
+
+    TIMESTREAM = "timestream"
+    INFLUXDB = "influxdb"
 
 
 # Which severities each channel takes (SNS filter policies on `severity`, and
@@ -136,8 +144,10 @@ class Settings:
     alerts_table: str = "fleetpulse-dev-alerts"
     silences_table: str = "fleetpulse-dev-silences"
     ledger_table: str = "fleetpulse-dev-ledger"
+    jobs_table: str = "fleetpulse-dev-jobs"
+    ping_base_url: str | None = None  # jobs' ping URLs; None: the request's own (docs/JOBS.md)
     alerts_topic_arn: str | None = None
-    store: str = "timestream"
+    store: MetricBackend = MetricBackend.TIMESTREAM
     timestream_database: str = "fleetpulse-dev"
     timestream_table: str = "metrics"
     token_cache: timedelta = timedelta(seconds=60)
@@ -174,6 +184,20 @@ class Settings:
     status_url: str | None = None
     # GET /status without a token (docs/LOCAL.md, the status page).
     status_public: bool = False
+    # Remote checks (docs/CHECKS.md).
+    checks_path: str | None = None  # None: chalicelib/checks/default.yaml
+    checks_table: str = "fleetpulse-dev-checks"
+    checks_runner: str | None = None  # the runner Lambda; None: batches run in-process
+    checks_location: str = "us-east-1"  # this deployment's location; default: its region
+    checks_simulate_locations: bool = False  # the local stack runs every location itself
+    checks_batch: int = 50
+    checks_window: timedelta = timedelta(minutes=1)
+    checks_ca_file: str | None = None  # an extra CA bundle for http/tls checks
+    # A location away from home: the home collector's URL, and its fleet token's SSM name
+    # (or the token itself, for the local stack and tests).
+    checks_home_url: str | None = None
+    checks_home_token_param: str | None = None
+    checks_home_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -183,9 +207,13 @@ class Settings:
         def name(var: str, default: str) -> str:
             return env.get(var) or default
 
-        store = env.get("FLEETPULSE_STORE", "timestream")
-        if store not in ("timestream", "influxdb"):
-            raise SettingsError(f"FLEETPULSE_STORE must be timestream or influxdb, got {store!r}")
+        raw_store = env.get("FLEETPULSE_STORE", MetricBackend.TIMESTREAM)
+        try:
+            store = MetricBackend(raw_store)
+        except ValueError:
+            raise SettingsError(
+                f"FLEETPULSE_STORE must be timestream or influxdb, got {raw_store!r}"
+            ) from None
         try:
             cache_s = int(env.get("FLEETPULSE_TOKEN_CACHE_SECONDS", "60"))
             limits = Limits.from_env(env)
@@ -193,7 +221,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if cache_s < 0:
             raise SettingsError("FLEETPULSE_TOKEN_CACHE_SECONDS must be 0 or more")
-        influx = _influx_settings(env) if store == "influxdb" else {}
+        influx = _influx_settings(env) if store is MetricBackend.INFLUXDB else {}
 
         def duration(var: str, default: str) -> timedelta:
             try:
@@ -219,6 +247,8 @@ class Settings:
             alerts_table=name("FLEETPULSE_ALERTS_TABLE", f"fleetpulse-{stage}-alerts"),
             silences_table=name("FLEETPULSE_SILENCES_TABLE", f"fleetpulse-{stage}-silences"),
             ledger_table=name("FLEETPULSE_LEDGER_TABLE", f"fleetpulse-{stage}-ledger"),
+            jobs_table=name("FLEETPULSE_JOBS_TABLE", f"fleetpulse-{stage}-jobs"),
+            ping_base_url=env.get("FLEETPULSE_PING_BASE_URL") or None,
             alerts_topic_arn=env.get("FLEETPULSE_ALERTS_TOPIC_ARN") or None,
             store=store,
             timestream_database=name("FLEETPULSE_TIMESTREAM_DATABASE", f"fleetpulse-{stage}"),
@@ -235,7 +265,50 @@ class Settings:
             resolved_retention=duration("FLEETPULSE_RESOLVED_RETENTION", "24h"),
             status_url=env.get("FLEETPULSE_STATUS_URL") or None,
             status_public=_flag(env, "FLEETPULSE_STATUS_PUBLIC"),
+            **_checks_settings(env, stage, duration),  # type: ignore[arg-type]
         )
+
+
+def _checks_settings(
+    env: Mapping[str, str], stage: str, duration: Callable[[str, str], timedelta]
+) -> dict[str, object]:
+    """The FLEETPULSE_CHECKS* variables (docs/CHECKS.md)."""
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        batch = int(env.get("FLEETPULSE_CHECKS_BATCH") or "50")
+    except ValueError:
+        raise SettingsError("FLEETPULSE_CHECKS_BATCH must be a whole number") from None
+    if not 1 <= batch <= 500:
+        raise SettingsError("FLEETPULSE_CHECKS_BATCH must be from 1 to 500")
+    home_url = env.get("FLEETPULSE_CHECKS_HOME_URL") or None
+    token_param = env.get("FLEETPULSE_CHECKS_HOME_TOKEN_PARAM") or None
+    token = env.get("FLEETPULSE_CHECKS_HOME_TOKEN") or None
+    if home_url is not None:
+        if not home_url.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"FLEETPULSE_CHECKS_HOME_URL must be an http(s) URL, got {home_url!r}"
+            )
+        if (token is None) == (token_param is None):
+            raise SettingsError(
+                "FLEETPULSE_CHECKS_HOME_URL needs FLEETPULSE_CHECKS_HOME_TOKEN_PARAM "
+                "(or FLEETPULSE_CHECKS_HOME_TOKEN), one of them"
+            )
+    window = duration("FLEETPULSE_CHECKS_WINDOW", "1m")
+    if not timedelta(seconds=10) <= window <= timedelta(minutes=1):
+        raise SettingsError("FLEETPULSE_CHECKS_WINDOW must be from 10s to 1m")
+    return {
+        "checks_path": env.get("FLEETPULSE_CHECKS") or None,
+        "checks_table": env.get("FLEETPULSE_CHECKS_TABLE") or f"fleetpulse-{stage}-checks",
+        "checks_runner": env.get("FLEETPULSE_CHECKS_RUNNER") or None,
+        "checks_location": env.get("FLEETPULSE_CHECKS_LOCATION") or region,
+        "checks_simulate_locations": _flag(env, "FLEETPULSE_CHECKS_SIMULATE_LOCATIONS"),
+        "checks_batch": batch,
+        "checks_window": window,
+        "checks_ca_file": env.get("FLEETPULSE_CHECKS_CA_FILE") or None,
+        "checks_home_url": home_url,
+        "checks_home_token_param": token_param,
+        "checks_home_token": token,
+    }
 
 
 def _flag(env: Mapping[str, str], var: str) -> bool:

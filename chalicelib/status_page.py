@@ -26,6 +26,7 @@ from chalice.app import Request
 from chalicelib.core.alerts import AlertState
 from chalicelib.core.errors import Forbidden, Unauthorized
 from chalicelib.core.hosts import HistoryPoint
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.silences import SilenceState
 from chalicelib.core.status import (
     AlertRow,
@@ -181,10 +182,10 @@ def render_main(view: StatusView) -> Html:
     now = view.now
     return html(
         MAIN_TEMPLATE,
-        now_ms=_ms(now),
+        now_ms=ms_of_instant(now),
         refresh=REFRESH_S,
         updated=clock_text(now, now),
-        updated_iso=now.isoformat(timespec="seconds"),
+        updated_iso=iso(now),
         summary=_summary(view),
         alerts=_alerts(view.alerts, now),
         hosts=_hosts(view.hosts, now),
@@ -325,10 +326,6 @@ def _silence_when(s: SilenceRow, now: datetime) -> Html:
     elif not s.schedule:
         parts.append(Html("no end"))
     return join(parts, "; ")
-
-
-def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 # -- templates: constants; every {placeholder} is filled through html()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 RETRY_AFTER_SECONDS = 30
+_RETRY_LATER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 F = TypeVar("F", bound=Callable[..., Response])
 
@@ -35,37 +36,48 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def handle_errors(view: F) -> F:
-    """Map domain errors to replies: 4xx for the caller's mistakes, 503 for ours.
+# How a decorated route words an error: (status, the IngestError or None, a generic
+# message, extra headers) -> the reply. Each family of routes has its body shape.
+ErrorReply = Callable[[int, IngestError | None, str, dict[str, str] | None], Response]
+
+
+def errors_as(reply: ErrorReply) -> Callable[[F], F]:
+    """Map domain errors to replies worded by `reply`: 4xx for the caller's mistakes,
+    503 for ours.
 
     Anything unexpected is logged and answered 503 with Retry-After, so an
     agent keeps its batch and tries again instead of dropping it.
     """
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except IngestError as exc:
-            if exc.status >= 500:  # pragma: no cover (no such subclass today)
-                logger.error("server-side ingest error", extra={"error": exc.error})
-            return json_response(exc.status, exc.as_json())
-        except BackendUnavailable as exc:
-            logger.warning("backend unavailable", extra={"reason": str(exc)})
-            return json_response(
-                503,
-                {"error": "storage is unavailable; retry later"},
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        except Exception:
-            logger.exception("unexpected error")
-            return json_response(
-                503,
-                {"error": "internal error; retry later"},
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            try:
+                return view(*args, **kwargs)
+            except IngestError as exc:
+                if exc.status >= 500:  # pragma: no cover (no such subclass today)
+                    logger.error("server-side ingest error", extra={"error": exc.error})
+                return reply(exc.status, exc, exc.error, None)
+            except BackendUnavailable as exc:
+                logger.warning("backend unavailable", extra={"reason": str(exc)})
+                return reply(503, None, "storage is unavailable; retry later", _RETRY_LATER)
+            except Exception:
+                logger.exception("unexpected error")
+                return reply(503, None, "internal error; retry later", _RETRY_LATER)
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _json_error(
+    status: int, exc: IngestError | None, message: str, headers: dict[str, str] | None
+) -> Response:
+    return json_response(status, exc.as_json() if exc else {"error": message}, headers)
+
+
+handle_errors = errors_as(_json_error)
+"""The JSON routes' errors: `{"error", "details"}`."""
 
 
 def header(request: Request, name: str) -> str | None:
@@ -125,33 +137,12 @@ def influx_reply(result: IngestResult, api: InfluxApi) -> Response:
 def handle_influx_errors(api: InfluxApi) -> Callable[[F], F]:
     """`handle_errors` for the InfluxDB-compatible routes: the same statuses, InfluxDB's bodies."""
 
-    def decorate(view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Response:
-            try:
-                return view(*args, **kwargs)
-            except IngestError as exc:
-                return influx_error(exc.status, _influx_message(exc), api)
-            except BackendUnavailable as exc:
-                logger.warning("backend unavailable", extra={"reason": str(exc)})
-                return influx_error(
-                    503,
-                    "storage is unavailable; retry later",
-                    api,
-                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
-            except Exception:
-                logger.exception("unexpected error")
-                return influx_error(
-                    503,
-                    "internal error; retry later",
-                    api,
-                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
+    def reply(
+        status: int, exc: IngestError | None, message: str, headers: dict[str, str] | None
+    ) -> Response:
+        return influx_error(status, _influx_message(exc) if exc else message, api, headers)
 
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+    return errors_as(reply)
 
 
 def _influx_message(exc: IngestError) -> str:
@@ -208,3 +199,53 @@ def json_body(request: Request) -> Any:
         return json.loads(body_bytes(request) or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidPayload("body is not valid JSON", [Problem("", str(exc))]) from None
+
+
+# ------------------------------------------------- other senders (remote_write, collectd)
+
+
+def sender_authorization(request: Request) -> str | None:
+    """A bearer token, or HTTP basic auth with the token as the password (the user name is
+    ignored): what Prometheus' `authorization`/`basic_auth` and collectd's write_http send."""
+    return influx_authorization(request, InfluxApi.V2)
+
+
+def text_response(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=text + "\n",
+        status_code=status,
+        headers={"Content-Type": "text/plain; charset=utf-8", **(headers or {})},
+    )
+
+
+def _remote_write_error(
+    status: int, exc: IngestError | None, message: str, headers: dict[str, str] | None
+) -> Response:
+    if exc is None:
+        return text_response(status, message, headers)
+    details = "; ".join(f"{p.path}: {p.message}" for p in exc.details[:_NAMED_DETAILS])
+    more = len(exc.details) - _NAMED_DETAILS
+    if more > 0:
+        details += f"; and {more} more"
+    return text_response(status, f"{exc.error}: {details}" if details else exc.error, headers)
+
+
+handle_remote_write_errors = errors_as(_remote_write_error)
+"""`handle_errors` for remote_write: the same statuses, as text Prometheus logs.
+
+Prometheus drops a batch answered 4xx and retries one answered 5xx or 429,
+so only backend trouble may get a 5xx."""
+
+
+def basic_auth_challenge(view: F) -> F:
+    """Add `WWW-Authenticate: Basic` to a 401: collectd's write_http (libcurl with any auth
+    method allowed) sends its User/Password only once challenged."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        response = view(*args, **kwargs)
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="fleetpulse", charset="UTF-8"'
+        return response
+
+    return wrapper  # type: ignore[return-value]

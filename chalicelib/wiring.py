@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.slack import SlackNotifier
     from chalicelib.adapters.ssm import SSMParameters
     from chalicelib.core.evaluation import AlertingPolicy
+    from chalicelib.core.jobs import JobStore
     from chalicelib.core.ports import (
         AlertPublisher,
         AlertStore,
@@ -29,9 +30,14 @@ if TYPE_CHECKING:
     )
     from chalicelib.services.alerting import AlertingService
     from chalicelib.services.auth import Authenticator
+    from chalicelib.services.checks import CheckService
+    from chalicelib.services.collectd import CollectdIngest
     from chalicelib.services.ingest import IngestService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.lifecycle import LifecycleService
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
+    from chalicelib.services.remote_write import RemoteWriteIngest
     from chalicelib.services.series import SeriesService
     from chalicelib.services.silences import SilenceService
     from chalicelib.settings import Settings
@@ -56,7 +62,9 @@ class Services:
 
     @cached_property
     def metric_store(self) -> MetricStore:
-        if self.settings.store == "timestream":
+        from chalicelib.settings import MetricBackend, SettingsError
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
             from chalicelib.adapters.timestream import TimestreamMetricStore
 
             return TimestreamMetricStore(
@@ -64,7 +72,7 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
-        if self.settings.store == "influxdb":
+        if self.settings.store is MetricBackend.INFLUXDB:
             from chalicelib.adapters.influxdb import InfluxDBMetricStore, TokenSource
 
             token: TokenSource = self.settings.influx_token
@@ -73,14 +81,14 @@ class Services:
 
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
-        from chalicelib.settings import SettingsError
-
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
 
     @cached_property
     def metric_reader(self) -> MetricReader:
         """History read back from the store `metric_store` writes to."""
-        if self.settings.store == "timestream":
+        from chalicelib.settings import MetricBackend
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
             from chalicelib.adapters.history import TimestreamMetricReader
 
             return TimestreamMetricReader(
@@ -129,7 +137,7 @@ class Services:
 
     @cached_property
     def ledger(self) -> DeliveryLedger:
-        from chalicelib.adapters.ledger import DynamoDBLedger
+        from chalicelib.adapters.dynamodb import DynamoDBLedger
 
         return DynamoDBLedger(self.clients.get("dynamodb"), self.settings.ledger_table)
 
@@ -173,7 +181,8 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotifyService:
-        from chalicelib.core.notify import Channel, RetryPolicy
+        from chalicelib.core.notify import Channel
+        from chalicelib.core.retry import RetryPolicy
         from chalicelib.services.notify import NotifyService
 
         notify = self.settings.notify
@@ -194,6 +203,18 @@ class Services:
         from chalicelib.services.line_protocol import LineProtocolIngest
 
         return LineProtocolIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def remote_write(self) -> RemoteWriteIngest:
+        from chalicelib.services.remote_write import RemoteWriteIngest
+
+        return RemoteWriteIngest(self.ingest, self.settings.limits)
+
+    @cached_property
+    def collectd(self) -> CollectdIngest:
+        from chalicelib.services.collectd import CollectdIngest
+
+        return CollectdIngest(self.ingest, self.settings.limits)
 
     @cached_property
     def alert_store(self) -> AlertStore:
@@ -237,7 +258,79 @@ class Services:
             publisher=lambda: self.alert_publisher,
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
+            jobs=self.job_store,
             reader=lambda: self.metric_reader,
+        )
+
+    @cached_property
+    def checks(self) -> CheckService:
+        """Remote checks (docs/CHECKS.md): the file's and the API's, their runs and alerts."""
+        from chalicelib.adapters import probes
+        from chalicelib.adapters.checks_file import checks_path, load_checks
+        from chalicelib.adapters.dynamodb import DynamoDBCheckStore
+        from chalicelib.services.checks import CheckService, InProcessInvoker, Invoker
+
+        settings = self.settings
+        probes.use_ca_file(settings.checks_ca_file)
+        file_checks = load_checks(checks_path(settings.checks_path), settings.checks_location)
+
+        def invoker() -> Invoker:
+            if settings.checks_runner:
+                from chalicelib.adapters.lambda_invoker import LambdaInvoker
+
+                return LambdaInvoker(self.clients.get("lambda"), settings.checks_runner)
+            return InProcessInvoker(self.checks.run_batch)
+
+        home = None
+        if settings.checks_home_url:
+            from chalicelib.adapters.check_home import HttpCheckHome
+
+            url, literal = settings.checks_home_url, settings.checks_home_token
+            param = settings.checks_home_token_param or ""
+
+            def token() -> str:
+                return literal or self.parameters.get(param)
+
+            remote = HttpCheckHome(url, token)
+            home = lambda: remote  # noqa: E731
+
+        return CheckService(
+            home=home,
+            store=DynamoDBCheckStore(self.clients.get("dynamodb"), settings.checks_table),
+            file_checks=lambda: file_checks,
+            metrics=self.metric_store,
+            alerts=self.alert_store,
+            silences=self.silence_store,
+            alerting=lambda: self.alerting,
+            invoker=invoker,
+            prober=probes.probe,
+            clock=self.clock,
+            location=settings.checks_location,
+            simulate_locations=settings.checks_simulate_locations,
+            batch_size=settings.checks_batch,
+            window=settings.checks_window,
+            status_url=settings.status_url,
+        )
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        from chalicelib.adapters.dynamodb import DynamoDBJobStore
+
+        return DynamoDBJobStore(self.clients.get("dynamodb"), self.settings.jobs_table)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from chalicelib.services.jobs import JobService
+
+        return JobService(self.job_store, lambda: self.metric_store, lambda: self.authenticator)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleService:
+        from chalicelib.adapters.dynamodb import DynamoDBInstanceDirectory
+        from chalicelib.services.lifecycle import LifecycleService
+
+        return LifecycleService(
+            DynamoDBInstanceDirectory(self.clients.get("dynamodb"), self.settings.hosts_table)
         )
 
     @cached_property

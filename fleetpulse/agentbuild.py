@@ -1,8 +1,8 @@
 """The agent as one file.
 
-`build_pyz` makes the zipapp of agent/fleetpulse_agent with the stdlib
-`zipapp` (`make agent` writes it to dist/fleetpulse-agent.pyz; standard library
-only, so the build needs no virtualenv). `bundle` makes the compact form that
+`build_pyz` makes the zipapp of agent/fleetpulse_agent (`make agent` writes it
+to dist/fleetpulse-agent.pyz; standard library only, so the build needs no
+virtualenv). `bundle` makes the compact form that
 EC2 user-data embeds: every module in one `__main__.py`, docstrings,
 annotations and comments gone, locals renamed. User-data is capped at 16 KB
 and the readable package does not fit.
@@ -17,7 +17,6 @@ import keyword
 import re
 import string
 import sys
-import zipapp
 import zipfile
 from pathlib import Path
 
@@ -36,8 +35,20 @@ def build_pyz(source: Path = AGENT_SOURCE, *, compressed: bool = True) -> bytes:
     """The zipapp's bytes. Uncompressed members suit an archive that is compressed as a whole."""
     if not (source / "fleetpulse_agent" / "cli.py").is_file():
         raise FileNotFoundError(f"agent source not found under {source}")
+    # zipapp's own `main=` entry point drops the function's return value, and with it
+    # the exit status (`exec` must exit with its command's): write __main__.py here.
     out = io.BytesIO()
-    zipapp.create_archive(source, out, INTERPRETER, MAIN, filter=_wanted, compressed=compressed)
+    out.write(b"#!" + INTERPRETER.encode() + b"\n")
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(out, "w", compression=method) as archive:
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if _wanted(relative):
+                archive.write(path, relative.as_posix())
+        module, _, function = MAIN.partition(":")
+        archive.writestr(
+            "__main__.py", f"import sys\nfrom {module} import {function}\nsys.exit({function}())\n"
+        )
     return out.getvalue()
 
 
@@ -51,8 +62,14 @@ BUNDLE_ORDER = (
     "spool",
     "send",
     "deliver",
+    "checks",
     "statsd",
+    "diagnose",
+    "imds",
+    "probes",
+    "procs",
     "agent",
+    "jobs",
     "status",
     "install",
     "cli",
@@ -108,7 +125,8 @@ class _TrimCommands(ast.NodeTransformer):
             # The command stays, so its stub can say where it went; its options go.
             node.value.values = [
                 ast.Dict(keys=[], values=[])
-                if isinstance(k, ast.Constant) and k.value in self.leave_out
+                if isinstance(k, ast.Constant)
+                and COMMAND_MODULES.get(str(k.value), "") in self.leave_out
                 else v
                 for k, v in zip(node.value.keys, node.value.values, strict=True)
             ]
@@ -131,11 +149,28 @@ def _top_level_names(tree: ast.Module) -> dict[str, str]:
     return names
 
 
+# The module each command's code lives in, where the two names differ.
+COMMAND_MODULES = {"install": "install", "status": "status", "exec": "jobs"}
+
 # What a module left out of a bundle leaves behind: its entry point, saying so.
 LEFT_OUT = {
+    "jobs": (
+        "def exec_job(a, args):\n"
+        "    print('this build of the agent has no exec command: use the zipapp `make agent` builds')\n"
+        "    return 2\n"
+    ),
     "install": (
         "def install(args, log=print):\n"
         "    log('this build of the agent has no install command: use the zipapp `make agent` builds')\n"
+        "    return 2\n"
+    ),
+    "checks": (
+        "def load_checks(cfg):\n"
+        "    if set(cfg.sections) - {'agent'} or os.path.isdir(cfg.checks_dir):\n"
+        "        log.warning('this build of the agent runs no exec checks: use the zipapp `make agent` builds')\n"
+        "    return []\n"
+        "def check_now(checks, name):\n"
+        "    print('this build of the agent has no check command: use the zipapp `make agent` builds')\n"
         "    return 2\n"
     ),
     "status": (
@@ -143,6 +178,10 @@ LEFT_OUT = {
         "    out('this build of the agent has no status command: use the zipapp `make agent` builds')\n"
         "    return 2\n"
     ),
+    # Process metrics and service discovery: no watcher, so no probes either.
+    "procs": "class Processes:\n    def of(cfg):\n        return None\n",
+    "diagnose": "class Diagnosis:\n    def events(self, now_ms):\n        return []\n",
+    "probes": "",
 }
 
 

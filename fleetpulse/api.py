@@ -48,6 +48,9 @@ class ApiClient:
     def post(self, path: str, body: Any = None) -> Any:
         return self._call("POST", path, json=body)
 
+    def put(self, path: str, body: Any = None) -> Any:
+        return self._call("PUT", path, json=body)
+
     def delete(self, path: str) -> Any:
         return self._call("DELETE", path)
 

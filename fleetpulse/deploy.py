@@ -25,6 +25,8 @@ OUTPUT_VARIABLES: dict[str, str] = {
     "AlertsTable": "FLEETPULSE_ALERTS_TABLE",
     "SilencesTable": "FLEETPULSE_SILENCES_TABLE",
     "LedgerTable": "FLEETPULSE_LEDGER_TABLE",
+    "ChecksTable": "FLEETPULSE_CHECKS_TABLE",
+    "JobsTable": "FLEETPULSE_JOBS_TABLE",
     "AlertsTopicArn": "FLEETPULSE_ALERTS_TOPIC_ARN",
     "AlertsTopicName": "FLEETPULSE_ALERTS_TOPIC",
     "TimestreamDatabase": "FLEETPULSE_TIMESTREAM_DATABASE",
@@ -207,7 +209,14 @@ def stack_resource_arns(outputs: Mapping[str, str]) -> list[str]:
     partition, region, account = arn_parts(outputs["AlertsTopicArn"])
     prefix = f"arn:{partition}:%s:{region}:{account}:"
     arns = [outputs["AlertsTopicArn"], outputs["NotifyFailureQueueArn"]]
-    for key in ("TokensTable", "HostsTable", "AlertsTable", "SilencesTable", "LedgerTable"):
+    for key in (
+        "TokensTable",
+        "HostsTable",
+        "AlertsTable",
+        "SilencesTable",
+        "LedgerTable",
+        "JobsTable",
+    ):
         arns.append(prefix % "dynamodb" + f"table/{outputs[key]}")
     if "TimestreamDatabase" in outputs:
         arns.append(

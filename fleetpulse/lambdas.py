@@ -179,3 +179,64 @@ def deliver(
                 continue
             sqs.delete_message(QueueUrl=queue.queue_url, ReceiptHandle=m["ReceiptHandle"])
             report.delivered += 1
+
+
+@dataclass(frozen=True, slots=True)
+class EventRuleQueue:
+    """An SQS queue standing in for one EventBridge rule's Lambda target."""
+
+    handler: str
+    rule: str
+    queue_url: str
+
+
+def route_event_rules(
+    app: Any, stage: str, clients: Any, retry_after_s: int
+) -> list[EventRuleQueue]:
+    """For each `on_cw_event` handler of the app, the rule chalice would make on the default
+    bus (same pattern), with a queue as its target: what is put on the bus reaches the
+    queue, and `deliver_events` hands it to the handler."""
+    from chalice.app import CloudWatchEventConfig
+
+    events, sqs = clients.get("events"), clients.get("sqs")
+    routes = []
+    for source in app.event_sources:
+        if not isinstance(source, CloudWatchEventConfig):
+            continue
+        rule = f"fleetpulse-{stage}-{source.name}"
+        url = sqs.create_queue(
+            QueueName=f"{rule}-events", Attributes={"VisibilityTimeout": str(retry_after_s)}
+        )["QueueUrl"]
+        events.put_rule(Name=rule, EventPattern=json.dumps(source.event_pattern), State="ENABLED")
+        events.put_targets(Rule=rule, Targets=[{"Id": "local", "Arn": _queue_arn(sqs, url)}])
+        routes.append(EventRuleQueue(source.name, rule, url))
+    return routes
+
+
+def deliver_events(
+    sqs: Any,
+    route: EventRuleQueue,
+    lambdas: LocalLambdas,
+    on_failure: Callable[[str, Exception], None] | None = None,
+) -> DeliveryReport:
+    """Invoke the rule's handler with every event waiting on its queue, one each (EventBridge
+    invokes a target once per event). A failed one comes back after the visibility timeout."""
+    report = DeliveryReport()
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=route.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            return report
+        for m in messages:
+            try:
+                # moto leaves out `account`, which EventBridge always sets (chalice reads it).
+                event = {"account": LOCAL_ACCOUNT, **json.loads(m["Body"])}
+                lambdas.invoke(route.handler, event)
+            except Exception as exc:
+                report.failed.append(f"{route.handler}: {exc}")
+                if on_failure is not None:
+                    on_failure(route.handler, exc)
+                continue
+            sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            report.delivered += 1

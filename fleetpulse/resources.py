@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.core.notify import Channel
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from fleetpulse import cfn
 
 StackOutputs = dict[str, str]
@@ -28,7 +28,7 @@ def stack_parameters(settings: Settings) -> dict[str, str]:
     email = settings.notify.routes.get(Channel.EMAIL, frozenset())
     params = {
         "Stage": settings.stage,
-        "Store": settings.store,
+        "Store": settings.store.value,
         "MemoryStoreRetentionHours": str(
             int(settings.limits.memory_retention.total_seconds()) // 3600
         ),
@@ -133,12 +133,14 @@ def _check_settings(settings: Settings, outputs: StackOutputs) -> None:
         "FLEETPULSE_ALERTS_TABLE": settings.alerts_table,
         "FLEETPULSE_SILENCES_TABLE": settings.silences_table,
         "FLEETPULSE_LEDGER_TABLE": settings.ledger_table,
+        "FLEETPULSE_CHECKS_TABLE": settings.checks_table,
+        "FLEETPULSE_JOBS_TABLE": settings.jobs_table,
         "FLEETPULSE_ALERTS_TOPIC": settings.notify.alerts_topic,
         "FLEETPULSE_NOTIFY_FAILURE_QUEUE": settings.notify.failure_queue,
     }
     if settings.alerts_topic_arn:
         mine["FLEETPULSE_ALERTS_TOPIC_ARN"] = settings.alerts_topic_arn
-    if settings.store == "timestream":
+    if settings.store is MetricBackend.TIMESTREAM:
         mine["FLEETPULSE_TIMESTREAM_DATABASE"] = settings.timestream_database
         mine["FLEETPULSE_TIMESTREAM_TABLE"] = settings.timestream_table
     for output, variable in OUTPUT_VARIABLES.items():

@@ -29,16 +29,19 @@ from typing import IO, Any
 
 from chalicelib.core.tokens import ID_BYTES, SECRET_BYTES, Scope, TokenRecord, mint, token_hash
 from chalicelib.routing import MAX_RETRY_ATTEMPTS
-from chalicelib.settings import Settings
+from chalicelib.settings import MetricBackend, Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.inbox import LocalInbox
 from fleetpulse.influxd import LocalInfluxd
 from fleetpulse.lambdas import (
     EVALUATE,
     LOCAL_ACCOUNT,
+    EventRuleQueue,
     LocalLambdas,
     NotifierQueue,
     deliver,
+    deliver_events,
+    route_event_rules,
     scheduled_event,
     subscribe_notifier_queues,
 )
@@ -49,6 +52,8 @@ LOCAL_STAGE = "local"
 ALERTS_TOPIC = f"fleetpulse-{LOCAL_STAGE}-alerts"
 ALERTS_TOPIC_ARN = f"arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{ALERTS_TOPIC}"
 EVALUATE_RULE_ARN = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/fleetpulse-local-evaluate"
+CHECKS = "checks"  # the remote-checks schedule (docs/CHECKS.md)
+CHECKS_RULE_ARN = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/fleetpulse-local-checks"
 # The PagerDuty routing key the embedded SSM holds unless FLEETPULSE_PAGERDUTY_ROUTING_KEY says.
 LOCAL_ROUTING_KEY = "local0routing0key0000000000000000"
 AGENT_DIR = Path(__file__).resolve().parents[1] / "agent"
@@ -119,6 +124,9 @@ def local_environment(
         # handlers' info logs: what happens is printed readably instead.
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": caller.get("POWERTOOLS_LOG_LEVEL") or "WARNING",
+        # Remote checks run in-process on the tick, every location simulated by name.
+        "FLEETPULSE_CHECKS_SIMULATE_LOCATIONS": "true",
+        "FLEETPULSE_CHECKS_WINDOW": caller.get("FLEETPULSE_CHECKS_WINDOW") or "10s",
     }
     if inbox is not None and not caller.get("FLEETPULSE_PAGERDUTY_URL"):
         env["FLEETPULSE_PAGERDUTY_URL"] = inbox.pagerduty_url
@@ -248,6 +256,7 @@ class LocalStack:
     services: Services | None = None
     inbox: LocalInbox | None = None
     queues: list[NotifierQueue] = field(default_factory=list)
+    event_rules: list[EventRuleQueue] = field(default_factory=list)
     _moto: Any = None
     _api: LocalApi | None = None
     _ticker: threading.Thread | None = None
@@ -283,8 +292,8 @@ class LocalStack:
         return self.state_dir / "agent.log"
 
     def check(self) -> Settings:
-        """The settings and rules the stack would run with; raises SettingsError or
-        RulesError before anything has started."""
+        """The settings, rules and checks the stack would run with; raises SettingsError
+        or RulesError (ChecksError is one) before anything has started."""
         from chalicelib.adapters.rules_file import load_policy
 
         placeholder = f"http://{self.host}:1"
@@ -296,6 +305,9 @@ class LocalStack:
         }
         settings = Settings.from_env(env)
         load_policy(settings)
+        from chalicelib.adapters.checks_file import checks_path, load_checks
+
+        load_checks(checks_path(settings.checks_path), settings.checks_location)
         return settings
 
     def start(self) -> None:
@@ -338,6 +350,10 @@ class LocalStack:
         self.admin_token = self._mint(services, "admin", "local operator")
         self._write_env_file()
         self._serve_api()
+        assert self._lambdas is not None
+        self.event_rules = route_event_rules(
+            self._lambdas.app, LOCAL_STAGE, services.clients, self.retry_after
+        )
         if self.agent:
             self._start_agent()
         self._ticker = threading.Thread(target=self._tick_loop, name="fleetpulse-tick", daemon=True)
@@ -393,7 +409,7 @@ class LocalStack:
         )
 
     def _prepare_store(self, settings: Settings, services: Services) -> str:
-        if settings.store != "influxdb":
+        if settings.store is not MetricBackend.INFLUXDB:
             return (
                 f"Timestream (embedded) {settings.timestream_database}/{settings.timestream_table}"
             )
@@ -468,6 +484,9 @@ class LocalStack:
                 "FLEETPULSE_SHUTDOWN_TIMEOUT": "5",
                 "FLEETPULSE_EC2_TAGS": "false",
                 "FLEETPULSE_DNS_FALLBACK": "",
+                # A workstation starts and stops its services all day: "redis-server is
+                # gone" pages would drown everything else. FLEETPULSE_PROCESSES=true asks.
+                "FLEETPULSE_PROCESSES": os.environ.get("FLEETPULSE_PROCESSES", "false"),
                 "FLEETPULSE_STACK_PID": str(os.getpid()),
             }
         )
@@ -519,9 +538,43 @@ class LocalStack:
         """One scheduled evaluation, then every notification waiting for a notifier.
         Returns the evaluation's report (None when the invocation failed)."""
         with self._tick_lock:
+            self._run_checks()
+            self.deliver_events()
             report = self._evaluate()
             self.deliver_notifications()
             return report
+
+    def _run_checks(self) -> dict[str, Any] | None:
+        """The checks schedule: due runs from every location, their batches in-process."""
+        assert self._lambdas is not None
+        event = scheduled_event(CHECKS_RULE_ARN, LOCAL_REGION, datetime.now(UTC))
+        try:
+            report: dict[str, Any] = self._lambdas.invoke(CHECKS, event, timeout_s=55)
+        except Exception as exc:
+            self.out(f"checks failed: {type(exc).__name__}: {exc}")
+            return None
+        return report
+
+    def deliver_events(self) -> int:
+        """Run the EventBridge handlers (`ec2_lifecycle`) for every event put on the embedded
+        AWS's default bus that their rules matched; the number handled."""
+        if self.services is None or self._lambdas is None:
+            return 0
+        sqs = self.services.clients.get("sqs")
+        delivered = 0
+        for route in self.event_rules:
+            try:
+                report = deliver_events(sqs, route, self._lambdas, self._event_failed)
+            except Exception as exc:
+                self.out(f"{route.handler}: queue unreadable: {exc}")
+                continue
+            for _ in range(report.delivered):
+                self.out(f"{route.handler}: event delivered")
+            delivered += report.delivered
+        return delivered
+
+    def _event_failed(self, handler: str, exc: Exception) -> None:
+        self.out(f"{handler} failed: {type(exc).__name__}: {exc}; retried in {self.retry_after} s")
 
     def _evaluate(self) -> dict[str, Any] | None:
         assert self._lambdas is not None

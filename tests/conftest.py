@@ -35,6 +35,7 @@ from tests.support.http import (  # noqa: E402
 from tests.support.influx_v2 import influx_v1_shape, influx_v2  # noqa: E402
 from tests.support.influxd import influxd  # noqa: E402
 from tests.support.notify import rig  # noqa: E402
+from tests.support.targets import dns_server, pki, tcp_ports, trusted_ca, web  # noqa: E402
 from tests.support.webhooks import pagerduty, slack  # noqa: E402
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "api",
     "aws",
     "aws_services",
+    "dns_server",
     "fleet_token",
     "history_api",
     "influx_v1_shape",
@@ -50,8 +52,12 @@ __all__ = [
     "memory_api",
     "memory_services",
     "pagerduty",
+    "pki",
     "rig",
     "slack",
+    "tcp_ports",
+    "trusted_ca",
+    "web",
 ]
 
 

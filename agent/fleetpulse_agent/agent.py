@@ -7,47 +7,34 @@ loop lets an exception out: each failure is logged with its reason and counted.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
 
 from fleetpulse_agent.aggregate import MAX_POINTS_PER_BATCH, Aggregator, chunks
+from fleetpulse_agent.checks import CheckRunner, agent_deliver
 from fleetpulse_agent.collect import CONST, KINDS, Collector
 from fleetpulse_agent.deliver import Sender, encode, envelope
+from fleetpulse_agent.diagnose import Diagnosis
+from fleetpulse_agent.imds import identity
 from fleetpulse_agent.log import log
+from fleetpulse_agent.procs import Processes
 from fleetpulse_agent.send import Response, SendError
 from fleetpulse_agent.spool import Spool
 from fleetpulse_agent.statsd import StatsdAggregator, StatsdServer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Callable, Dict, Optional
+    from typing import Any, Callable, Dict, List, Optional
+
+    from fleetpulse_agent.checks import Check
 
 
 SELF_MEASUREMENT = "fleetpulse_agent"
-EC2_INSTANCE_DATA = "/run/cloud-init/instance-data.json"
-
-
-def ec2_tags(path: str = EC2_INSTANCE_DATA) -> Dict[str, str]:
-    """Instance id, zone and region from what cloud-init already wrote (no network call)."""
-    try:
-        with open(path) as f:
-            v1 = json.load(f).get("v1") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    if v1.get("cloud_name") != "aws":
-        return {}
-    found = (
-        ("instance_id", v1.get("instance_id")),
-        ("az", v1.get("availability_zone")),
-        ("region", v1.get("region")),
-    )
-    return {k: str(v)[:256] for k, v in found if v}
 
 
 def host_tags(cfg: Any) -> Dict[str, str]:
-    tags = ec2_tags() if cfg.ec2_tags else {}
+    tags = identity(cfg.imds_url) if cfg.ec2_tags and cfg.imds_url else {}
     tags.update(cfg.tags)
     return tags
 
@@ -64,6 +51,7 @@ class Agent:
         collector: Optional[Collector] = None,
         post: Optional[Callable[[bytes], Response]] = None,
         on_batch: Optional[Callable[[Dict[str, Any]], None]] = None,
+        checks: Optional[List[Check]] = None,
     ) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -82,6 +70,14 @@ class Agent:
         self.loop_errors = 0
         self.interval_started = monotonic()
         self.on_batch = on_batch  # tests watch every batch that enters the spool
+        self.procs: Optional[Processes] = Processes.of(cfg) if cfg.processes else None
+        self.diagnosis = Diagnosis()
+        # Exec checks run in a thread of their own: a hung plugin never delays a sample.
+        self.checks = None
+        if checks:
+            self.checks = CheckRunner(
+                checks, agent_deliver(self), clock, monotonic, cfg.send_interval
+            )
 
     # -- the collect side
 
@@ -120,16 +116,25 @@ class Agent:
             KINDS[name] = CONST  # totals since start: the last value is the one to send
         self.aggregator.add(SELF_MEASUREMENT, {}, counters, now_ms)
         points = self.aggregator.flush()
+        events = []
+        for event, point, _ in self.checks.take() if self.checks else ():
+            events.append(event)  # steady check results ride with the interval's batch
+            points.append(point)
         try:
             points += self.statsd.flush(now_ms, max(0.001, now - self.interval_started))
         except Exception as exc:  # the host's own points must not be lost with the statsd ones
             self.loop_errors += 1
             log.exception("statsd interval lost: %s", exc)
         self.interval_started = now
+        if self.procs and state == "alive":
+            events += self.procs.take(points)
+        events += self.diagnosis.events(now_ms)
         parts = chunks(points, MAX_POINTS_PER_BATCH)
         for part in parts:
             doc = envelope(self.cfg.host, self.tags, self.cfg.send_interval, state)
             doc["points"] = part
+            if events:
+                doc["events"], events = events, []
             self.put(doc, now_ms)
         return len(parts)
 
@@ -142,7 +147,7 @@ class Agent:
     # -- the daemon
 
     def start(self) -> None:
-        """Open the statsd listener and start the sender thread."""
+        """Open the statsd listener; start the sender thread and the process watcher's."""
         if self.cfg.statsd:
             try:
                 self.server = StatsdServer(self.cfg.statsd, self.statsd).start()
@@ -151,6 +156,10 @@ class Agent:
                 log.error("statsd listener on %s:%d not started: %s", *self.cfg.statsd, exc)
         self.sender_thread = threading.Thread(target=self._send_loop, name="sender", daemon=True)
         self.sender_thread.start()
+        if self.procs:
+            self.procs.start(self.stopping)
+        if self.checks:
+            self.checks.start()
 
     def _send_loop(self) -> None:
         while not self.stopping.is_set():
@@ -206,6 +215,8 @@ class Agent:
         self.wake.set()
         if self.server:
             self.server.stop()
+        if self.checks:
+            self.checks.stop()
         try:
             self.sample()
             self.cut("shutdown")
@@ -239,8 +250,10 @@ class Agent:
 
     def once(self, budget: float) -> bool:
         """One cycle: sample twice a second apart (rates need two readings), spool, send
-        the backlog. True when the spool is empty afterwards.
+        the backlog (and any exec checks, run once). True when the spool is empty afterwards.
         """
+        if self.checks:
+            self.checks.once()
         self.sample()
         time.sleep(min(1.0, self.cfg.sample_interval))
         self.aggregator.flush()  # the first reading only primed the counters

@@ -1,8 +1,8 @@
-"""The `fleetpulse-agent` command: run, once, status, event, install.
+"""The `fleetpulse-agent` command: run, once, status, event, check, exec, install.
 
 Exit status: 0 success; 1 failure (status: a check failed; once: batches are
 still waiting in the spool); 2 unusable configuration or arguments; 3 (event)
-the event is spooled but not delivered yet.
+the event is spooled but not delivered yet; exec: the command's own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from types import SimpleNamespace
 
 from fleetpulse_agent import AGENT_NAME, __version__
+from fleetpulse_agent.checks import check_now, load_checks
 from fleetpulse_agent.config import DEFAULT_PATH, ConfigError, load, valid_name
 from fleetpulse_agent.log import log
 
@@ -51,6 +52,8 @@ COMMANDS: Dict[str, Dict[str, Tuple[Any, Any]]] = {
         "--tag": (LIST, None),
         "--timeout": (float, 10.0),
     },
+    "exec": {"--job": (TEXT, REQUIRED), "--timeout": (float, 10.0)},
+    "check": {"--name": (TEXT, REQUIRED)},  # or NAME alone
     "install": {
         "--url": (TEXT, None),
         "--token": (TEXT, None),
@@ -80,6 +83,11 @@ HELP = {
     "event --value": "a number to go with the event",
     "event --tag": "a label (repeatable)",
     "event --timeout": "seconds to try delivering now (default 10)",
+    "exec": "exec --job SLUG -- COMMAND [ARGS...]: run a command as a monitored job",
+    "exec --job": "the job's slug; pings /ping/<ping_key>/<slug> (docs/JOBS.md)",
+    "exec --timeout": "seconds to try delivering each ping now (default 10)",
+    "check": "run one [check:NAME] now; print the event and the point it would send",
+    "check --name": "the check's NAME (also without --name: check NAME)",
     "install": "install the agent, its config and a systemd unit, and start it",
     "install --url": "collector base URL",
     "install --token": "ingest token",
@@ -113,6 +121,9 @@ def parse_args(argv: List[str]) -> SimpleNamespace:
     while items:
         item = items.pop(0)
         name, eq, inline = item.partition("=")
+        if item == "--" and args["command"] == "exec":
+            args["argv"] = items
+            break
         if item in ("-h", "--help", "--version"):
             print(usage() if item != "--version" else "%s %s" % (AGENT_NAME, __version__))
             raise SystemExit(0)
@@ -148,6 +159,8 @@ def parse_args(argv: List[str]) -> SimpleNamespace:
                 raise UsageError(
                     "%s %r: %s" % (name, value, str(exc) or "not a valid value")
                 ) from None
+        elif args.get("name", 0) is None and item[:1] != "-":
+            args["name"] = item  # `check NAME`
         else:
             raise UsageError("unknown argument %r" % item)
     if args["command"] is None:
@@ -155,6 +168,8 @@ def parse_args(argv: List[str]) -> SimpleNamespace:
     for option, (_, default) in COMMANDS[args["command"]].items():
         if default is REQUIRED and args[option[2:].replace("-", "_")] is None:
             raise UsageError("%s is required" % option)
+    if args["command"] == "exec" and not args.get("argv"):
+        raise UsageError("exec needs a command after --")
     return SimpleNamespace(**args)
 
 
@@ -175,29 +190,39 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             setup_logging("info")
             return install(args)
-        cfg = load(args.config)
-    except ConfigError as exc:
+        cfg = load(args.config, require_url=args.command not in ("exec", "check"))
+        if args.command == "exec" and not cfg.url:
+            raise ConfigError("url is not set")
+        checks = load_checks(cfg) if args.command in ("run", "once", "check") else []
+    except (ConfigError, OSError) as exc:
         print("%s: %s" % (AGENT_NAME, exc), file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print("%s: %s" % (AGENT_NAME, exc), file=sys.stderr)
-        return 1
+        if args.command == "exec":  # the job runs all the same, unmonitored
+            from fleetpulse_agent.jobs import run
+
+            return run(args.argv)[0]
+        return 2 if isinstance(exc, ConfigError) else 1
     level = "debug" if args.verbose else cfg.log_level
-    if args.command in ("once", "event") and not args.verbose:
+    if args.command in ("once", "event", "exec") and not args.verbose:
         level = "warning" if level in ("debug", "info") else level  # cron mails whatever is printed
     setup_logging(level)
+    if args.command == "check":
+        return check_now(checks, args.name)
     if args.command == "status":
         from fleetpulse_agent.status import report
 
         return report(cfg, check_network=not getattr(args, "offline", False))
     from fleetpulse_agent.agent import Agent
 
-    agent = Agent(cfg)
+    agent = Agent(cfg, checks=checks)
     if args.command == "run":
         agent.run()
         return 0
     if args.command == "once":
         return 0 if agent.once(args.budget) else 1
+    if args.command == "exec":
+        from fleetpulse_agent.jobs import exec_job
+
+        return exec_job(agent, args)
     return send_event(agent, args)
 
 

@@ -1,7 +1,7 @@
 """Settings: built-in defaults, then the config file, then FLEETPULSE_* variables (they win).
 
-The file is INI with an `[agent]` section.
-Every key `some_key` has the variable `FLEETPULSE_SOME_KEY`.
+The file is INI with an `[agent]` section, and `[check:NAME]` sections that
+checks.py reads. Every key `some_key` has the variable `FLEETPULSE_SOME_KEY`.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def _level(raw: str) -> str:
 SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "url": ("", _url, "the collector's base URL, http(s)://host[:port][/path]"),
     "token": ("", _token, "the ingest token, one word"),
+    "ping_key": ("", _token, "a ping token, for exec"),
     "host": ("", _host, "a host name: letters, digits and . _ - (empty: the machine's name)"),
     "tags": ("", parse_tags, "comma-separated name=value pairs, e.g. role=web,env=prod"),
     "spool_dir": ("/var/lib/fleetpulse/spool", str, "a directory path"),
@@ -138,14 +139,22 @@ SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "tls_timeout": ("10", _number(float, 0.01, 600), "seconds"),
     "read_timeout": ("60", _number(float, 0.01, 3600), "seconds"),
     "request_cap": ("300", _number(float, 0.01, 86400), "seconds"),
-    "dns_fallback": ("1.1.1.1,8.8.8.8", _resolvers, "comma-separated ip[:port] resolvers"),
+    # The VPC's resolver (the Route 53 Resolver at 169.254.169.253) answers in every VPC;
+    # public resolvers only when configured.
+    "dns_fallback": ("169.254.169.253", _resolvers, "comma-separated ip[:port] resolvers"),
     "ca_file": ("", str, "a path to a PEM CA bundle, or empty for the system's"),
     "retry_base": ("1", _number(float, 0.001, 3600), "seconds"),
     "max_backoff": ("300", _number(float, 0.01, 86400), "seconds"),
     "auth_backoff": ("600", _number(float, 0.01, 86400), "seconds"),
     "shutdown_timeout": ("10", _number(float, 0, 3600), "seconds"),
     "ec2_tags": ("true", _bool, "true or false"),
+    "imds_url": ("http://169.254.169.254", _url, "a URL"),
+    "processes": ("true", _bool, "true or false"),
+    "process_top": ("10", _number(int, 0, 1000), "0 to 1000"),
+    "systemctl": ("systemctl", str, "a command"),
+    "nginx_status_url": ("", _url, "a URL, or empty"),
     "log_level": ("info", _level, "debug, info, warning or error"),
+    "checks_dir": ("/etc/fleetpulse/checks.d", str, "a directory path"),
 }
 
 
@@ -158,8 +167,8 @@ def config_path(explicit: Optional[str], env: Mapping[str, str]) -> Tuple[str, b
     return DEFAULT_PATH, False
 
 
-def read_file(path: str) -> Dict[str, str]:
-    """Raw `key: value` strings from the INI file; raises ConfigError if unreadable."""
+def read_file(path: str) -> Dict[str, Dict[str, str]]:
+    """Every section of the INI file (see parse_ini); raises ConfigError if unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -168,9 +177,9 @@ def read_file(path: str) -> Dict[str, str]:
     return parse_ini(text, path)
 
 
-def parse_ini(text: str, path: str) -> Dict[str, str]:
-    """`key = value` lines of the `[agent]` section; `#` and `;` start comment lines."""
-    values: Dict[str, str] = {}
+def parse_ini(text: str, path: str) -> Dict[str, Dict[str, str]]:
+    """`key = value` lines by section, `[agent]` or `[check:NAME]`; `#` and `;` start comments."""
+    sections: Dict[str, Dict[str, str]] = {}
     section = None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -178,19 +187,21 @@ def parse_ini(text: str, path: str) -> Dict[str, str]:
             continue
         if line[0] == "[" and line[-1] == "]":
             section = line[1:-1].strip()
-            if section != "agent":
+            if section != "agent" and section[:6] != "check:":
                 raise ConfigError(
-                    "config file %s: unknown section [%s]; use [agent]" % (path, section)
+                    "config file %s: unknown section [%s]; use [agent] or [check:NAME]"
+                    % (path, section)
                 )
+            sections.setdefault(section, {})
             continue
         cut = min(i for i in (line.find("="), line.find(":"), len(line)) if i >= 0)
         if section is None or cut == len(line):
             raise ConfigError(
-                "config file %s line %d: expected `key = value` under [agent], got %r"
-                % (path, number, line[:60])
+                "config file %s line %d: expected `key = value` under [%s], got %r"
+                % (path, number, section or "agent", line[:60])
             )
-        values[line[:cut].strip().lower()] = line[cut + 1 :].strip()
-    return values
+        sections[section][line[:cut].strip().lower()] = line[cut + 1 :].strip()
+    return sections
 
 
 def load(
@@ -201,15 +212,16 @@ def load(
     """Read, merge and check every setting; raises ConfigError naming the first bad key."""
     env = os.environ if env is None else env
     file_path, explicit = config_path(path, env)
-    raw = {}
+    sections = {}
     if explicit or os.path.exists(file_path):
-        raw = read_file(file_path)
+        sections = read_file(file_path)
+    raw = sections.get("agent", {})
     for key in raw:
         if key not in SETTINGS:
             raise ConfigError(
                 "%s: unknown key %r (known: %s)" % (file_path, key, ", ".join(sorted(SETTINGS)))
             )
-    values = {"config_path": file_path if raw or explicit else ""}
+    values = {"config_path": file_path if sections or explicit else "", "sections": sections}
     for key, (default, parse, form) in SETTINGS.items():
         var = "FLEETPULSE_" + key.upper()
         source, text = "default", default

@@ -7,6 +7,11 @@ What each answer does (docs/AGENT.md has the table):
 408, 429, 5xx and network failures: keep, back off exponentially with jitter,
 honouring Retry-After. A resent batch is the same points with the same
 timestamps, so the store's dedup makes a retry harmless.
+
+A job's ping (`exec`, fleetpulse_agent/jobs.py) is spooled as a batch of its
+own and sent alone, in order, to /ping/<ping_key>/<job>: 429, 5xx and network
+failures keep it like any batch; any other refusal (404: unknown job or key,
+400) dead-letters it rather than hold the host's metrics back.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Sender:
         self.spool = spool
         self.url = ingest_url(cfg)
         self.post = post or self._post
+        self.post_ping = self._post_ping
         self.clock = clock
         self.rand = rand
         self.lock = threading.Lock()
@@ -126,6 +132,18 @@ class Sender:
             "User-Agent": "%s/%s" % (AGENT_NAME, __version__),
         }
         return request("POST", self.url, body, headers, self.cfg, deadline=self.request_deadline)
+
+    def _post_ping(self, doc: Dict[str, Any]) -> Response:
+        from fleetpulse_agent.jobs import ping_request
+
+        path, body = ping_request(self.cfg, doc)
+        headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            "User-Agent": "%s/%s" % (AGENT_NAME, __version__),
+        }
+        return request(
+            "POST", self.cfg.url + path, body, headers, self.cfg, deadline=self.request_deadline
+        )
 
     # -- one pass
 
@@ -201,11 +219,17 @@ class Sender:
             points = sum(len(d.get("points") or ()) for d in docs)
             if len(group) > 1:
                 body = encode(_merge(docs))
+            ping = "ping" in docs[0]
+            if ping and not self.cfg.ping_key:
+                self.spool.dead_letter(group[0], "no ping_key")
+                continue
             try:
-                response = self.post(body)
+                response = self.post_ping(docs[0]) if ping else self.post(body)
             except SendError as exc:
                 return self._failed(str(exc), self._backoff())
             outcome = classify(response.status)
+            if ping and outcome in (CONFIG, TOO_LARGE):
+                outcome = DEAD
             if outcome == DONE:
                 for item in group:
                     self.spool.done(item)
@@ -260,6 +284,10 @@ class Sender:
                 self.spool.quarantine(item, str(exc))
                 continue
             n_points, n_events = len(doc.get("points") or ()), len(doc.get("events") or ())
+            if "ping" in doc or (group and "ping" in docs[0]):
+                if not group:  # a ping goes alone, and where it stands in the order
+                    return [item], [doc], body
+                break
             if group and (
                 points + n_points > MAX_POINTS
                 or events + n_events > MAX_EVENTS

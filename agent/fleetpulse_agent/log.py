@@ -17,12 +17,18 @@ class Log:
         self.level = LEVELS["info"]
         self.stamp = True  # journald stamps lines itself; a terminal or a cron mail does not
         self.records = None  # a list to collect (level, message) into, for tests
+        # Warnings and errors so far, and the last one: the agent ships them as its own event.
+        self.problems = 0
+        self.last_problem = ""
 
     def setup(self, level: str, stamp: bool) -> None:
         self.level = LEVELS[level]
         self.stamp = stamp
 
     def emit(self, level: str, msg: str, args: tuple, trace: bool = False) -> None:
+        if LEVELS[level] >= 30:  # counted whatever the level shown
+            self.problems += 1
+            self.last_problem = msg % args if args else msg
         if LEVELS[level] < self.level:
             return
         text = msg % args if args else msg

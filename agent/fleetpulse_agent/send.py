@@ -84,24 +84,32 @@ def resolve(
     except (socket.gaierror, UnicodeError) as exc:
         error = str(exc)
     for server in fallbacks:
-        try:
-            ips = query_a(host, server, timeout)
-        except (OSError, ValueError) as exc:
-            error += "; %s:%d: %s" % (server[0], server[1], exc)
-            continue
-        if ips:
-            return [(socket.AF_INET, (ip, port)) for ip in ips], "%s:%d" % server
-        error += "; %s:%d: no A record" % server
+        addrs: List[Tuple[int, Tuple]] = []
+        for family, qtype in ((socket.AF_INET, 1), (socket.AF_INET6, 28)):  # A, then AAAA
+            try:
+                ips = query_a(host, server, timeout, qtype)
+            except (OSError, ValueError) as exc:
+                error += "; %s:%d: %s" % (server[0], server[1], exc)
+                continue
+            addrs += [(family, (ip, port, 0, 0) if qtype == 28 else (ip, port)) for ip in ips]
+        if addrs:
+            return addrs, "%s:%d" % server
+        error += "; %s:%d: no A or AAAA record" % server
     raise SendError("dns", "cannot resolve %s (%s)" % (host, error))
 
 
-def query_a(name: str, server: Tuple[str, int], timeout: float) -> List[str]:
-    """IPv4 addresses for `name` from one DNS server over UDP (RFC 1035, recursion desired)."""
+def query_a(name: str, server: Tuple[str, int], timeout: float, qtype: int = 1) -> List[str]:
+    """Addresses for `name` from one DNS server over UDP (RFC 1035, recursion desired):
+    IPv4 for `qtype` 1 (A), IPv6 for 28 (AAAA)."""
     qid = int.from_bytes(os.urandom(2), "big")
     question = b"".join(
         bytes([len(label)]) + label for label in name.rstrip(".").encode("idna").split(b".")
     )
-    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + b"\0\0\1\0\1"
+    packet = (
+        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+        + question
+        + struct.pack("!BHH", 0, qtype, 1)
+    )
     family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
@@ -123,8 +131,12 @@ def query_a(name: str, server: Tuple[str, int], timeout: float) -> List[str]:
         pos = _skip_name(data, pos)
         rtype, _, _, length = struct.unpack("!HHIH", data[pos : pos + 10])
         pos += 10
-        if rtype == 1 and length == 4:
-            ips.append(socket.inet_ntoa(data[pos : pos + 4]))
+        if rtype == qtype and length in (4, 16):
+            ips.append(
+                socket.inet_ntop(
+                    socket.AF_INET6 if length == 16 else socket.AF_INET, data[pos : pos + length]
+                )
+            )
         pos += length
     return ips
 

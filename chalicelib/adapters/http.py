@@ -10,12 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.notify import (
-    DeliveryError,
-    SecretUnavailable,
-    classify_status,
-    parse_retry_after,
-)
+from chalicelib.core.notify import DeliveryError, SecretUnavailable, classify_status
+from chalicelib.core.retry import parse_retry_after
 
 if TYPE_CHECKING:
     import requests

@@ -13,11 +13,12 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.influx import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINES,
@@ -27,11 +28,11 @@ from chalicelib.core.influx import (
     error_message,
     plan_influx_writes,
     read_refusal,
-    retry_after_seconds,
     suspects,
 )
 from chalicelib.core.models import HostReport, InfluxApi, Point, Rejection
 from chalicelib.core.ports import BackendUnavailable
+from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     import requests
@@ -41,22 +42,15 @@ logger = Logger(child=True)
 TokenSource = str | Callable[[], str] | None
 
 
-@dataclass(slots=True)
-class _Budget:
-    """Time one `write` may spend: an API Gateway request has 29 s in all."""
-
-    deadline: float
-    slept: float = 0.0
-
-
 class InfluxDBMetricStore:
     """Writes host reports to InfluxDB with `requests`.
 
     What InfluxDB refuses (400/422: a field type conflict, a point outside
     the retention policy) is narrowed down to the refused points, which are
     reported; the others are stored. 429, 5xx and connection failures are
-    retried with jittered exponential backoff (honouring Retry-After) while
-    the time budget lasts, then raise BackendUnavailable, as do 401/403/404:
+    retried under one RetryPolicy per write (`chalicelib.core.retry`: jittered
+    exponential backoff, Retry-After honoured) while the time budget lasts
+    (an API Gateway request has 29 s in all), then raise BackendUnavailable, as do 401/403/404:
     a wrong token, database or bucket is the operator's to fix, and the
     agent keeps its data and retries.
     """
@@ -88,10 +82,14 @@ class InfluxDBMetricStore:
         self.gzip_min_bytes = gzip_min_bytes
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_wait = max_wait
-        self.time_budget = time_budget
+        self.retry = RetryPolicy(
+            max_attempts=max_attempts,
+            first_backoff=timedelta(seconds=base_delay),
+            max_backoff=timedelta(seconds=1),
+            deadline=timedelta(seconds=time_budget),
+            min_attempt=timedelta(0),
+            max_sleep=timedelta(seconds=max_wait),
+        )
         self.sleep = sleep
         self.clock = clock
 
@@ -100,9 +98,9 @@ class InfluxDBMetricStore:
     def write(self, reports: Sequence[HostReport]) -> list[Rejection]:
         plan = plan_influx_writes(reports, max_lines=self.max_lines, max_bytes=self.max_bytes)
         rejected = list(plan.rejected)
-        budget = _Budget(self.clock() + self.time_budget)
+        budget = Retrier(self.retry, self.clock, self.sleep, random.random, started=self.clock())
         for n, batch in enumerate(plan.batches):
-            if n and self.clock() >= budget.deadline:
+            if n and budget.time_left() <= timedelta(0):
                 # The batches sent so far stay stored; the agent resends the post, and
                 # InfluxDB overwrites those points with themselves.
                 raise BackendUnavailable(
@@ -171,7 +169,7 @@ class InfluxDBMetricStore:
             return (self.target.username, self._token_value() or "")
         return None
 
-    def _send(self, batch: Batch, budget: _Budget) -> list[Rejection]:
+    def _send(self, batch: Batch, budget: Retrier) -> list[Rejection]:
         status, message = self._post(batch, budget)
         if status < 300:
             return []
@@ -202,7 +200,7 @@ class InfluxDBMetricStore:
             f"InfluxDB answered {status} for {self.target.describe()}: {message}"
         )
 
-    def _narrow(self, batch: Batch, refusal: Refusal, budget: _Budget) -> list[Rejection]:
+    def _narrow(self, batch: Batch, refusal: Refusal, budget: Retrier) -> list[Rejection]:
         """The points of a refused batch that InfluxDB refuses, found by resending parts of it.
 
         Resending is safe: a point InfluxDB already stored is overwritten with
@@ -229,10 +227,10 @@ class InfluxDBMetricStore:
             out.extend(self._resend(half, refusal, budget))
         return out
 
-    def _resend(self, batch: Batch, refusal: Refusal, budget: _Budget) -> list[Rejection]:
+    def _resend(self, batch: Batch, refusal: Refusal, budget: Retrier) -> list[Rejection]:
         if not batch.lines:
             return []
-        if self.clock() >= budget.deadline:
+        if budget.time_left() <= timedelta(0):
             # Reported rather than retried: a resend of the whole post would meet
             # the same refusal, and the agent would retry forever.
             return [
@@ -245,7 +243,7 @@ class InfluxDBMetricStore:
             ]
         return self._send(batch, budget)
 
-    def _post(self, batch: Batch, budget: _Budget) -> tuple[int, str]:
+    def _post(self, batch: Batch, budget: Retrier) -> tuple[int, str]:
         """POST one batch, retrying what may pass later; (status, error message) otherwise."""
         import requests
 
@@ -256,11 +254,11 @@ class InfluxDBMetricStore:
             body = gzip.compress(body, compresslevel=1, mtime=0)
             headers["Content-Encoding"] = "gzip"
         auth = self._auth()
-        for attempt in range(1, self.max_attempts + 1):
-            # Retries stop at the deadline (below); a first try always gets a short
-            # chance, so a batch being narrowed down is not refused unsent.
-            remaining = max(budget.deadline - self.clock(), 1.0)
-            retry_after: float | None = None
+
+        def attempt(time_left: timedelta) -> tuple[int, str]:
+            # Retries stop at the deadline; a first try always gets a short chance,
+            # so a batch being narrowed down is not refused unsent.
+            remaining = max(time_left.total_seconds(), 1.0)
             try:
                 response = self.session.post(
                     self.target.write_url,
@@ -271,32 +269,39 @@ class InfluxDBMetricStore:
                     timeout=(self.connect_timeout, min(self.read_timeout, remaining)),
                 )
             except requests.RequestException as exc:
-                failure = f"unreachable ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if status < 300:
-                    return status, ""
-                message = error_message(response.content)
-                if status != 429 and status < 500:
-                    return status, message
-                failure = f"answered {status}: {message}"
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"), time.time())
-            delay = min(self.base_delay * 2 ** (attempt - 1), 1.0) * random.uniform(0.5, 1.0)  # noqa: S311
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            if (
-                attempt == self.max_attempts
-                or budget.slept + delay > self.max_wait
-                or self.clock() + delay >= budget.deadline
-            ):
-                raise BackendUnavailable(f"InfluxDB {failure}, after {attempt} tries")
-            logger.warning(
-                "influxdb write failed; retrying",
-                extra={"attempt": attempt, "failure": failure, "delay_s": round(delay, 3)},
+                raise AttemptFailed(f"unreachable ({type(exc).__name__})") from None
+            status = response.status_code
+            if status < 300:
+                return status, ""
+            message = error_message(response.content)
+            if status != 429 and status < 500:
+                return status, message
+            raise AttemptFailed(
+                f"answered {status}: {message}",
+                retry_after=parse_retry_after(
+                    response.headers.get("Retry-After"), datetime.now(UTC)
+                ),
             )
-            self.sleep(delay)
-            budget.slept += delay
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        try:
+            answer, _ = budget.run(attempt, _log_retry)
+        except GaveUp as exc:
+            raise BackendUnavailable(
+                f"InfluxDB {exc.error.reason}, after {exc.attempts} tries"
+            ) from None
+        return answer
+
+
+def _log_retry(attempt: int, error: AttemptFailed, wait: timedelta | None) -> None:
+    if wait is not None:
+        logger.warning(
+            "influxdb write failed; retrying",
+            extra={
+                "attempt": attempt,
+                "failure": error.reason,
+                "delay_s": round(wait.total_seconds(), 3),
+            },
+        )
 
 
 def _rejection(p: Point, reason: str) -> Rejection:

@@ -31,6 +31,8 @@ class AlertKind(enum.StrEnum):
     HEARTBEAT = "heartbeat"
     THRESHOLD = "threshold"
     EVENT = "event"
+    CHECK = "check"  # remote checks (core/checks.py), decided by their own schedule
+    JOB = "job"  # a cron job or service heartbeat that pings (chalicelib/core/jobs.py)
 
 
 class Link(TypedDict):

@@ -1,14 +1,16 @@
 """The alert lifecycle: a state machine that is handed an observation and the time.
 
 States: inactive (no record) -> pending (condition holds, `for` not yet) ->
-firing -> resolved (kept for a retention, then inactive again). Each change is
-an AlertChange the caller writes with a compare-and-swap on the record's
-`version`; losing the race is a no-op, so two evaluators produce one
-transition and one notification.
+firing -> resolved (kept for a retention, then inactive again). What one
+evaluation does to one alert is data: an AlertChange, an ordered list of
+steps (Write, Publish, Confirm) the caller applies in order. Each Write and
+Confirm is a compare-and-swap on the record's `version`; losing the race is a
+no-op and ends the list, so two evaluators produce one transition and one
+notification.
 
 Notifications come from the record, never from evaluation itself. `notified`
 is what subscribers were last told (confirmed), `outbox` a message claimed for
-sending and not yet confirmed. The sequence is: write the change with the
+sending and not yet confirmed. The steps are: write the change with the
 outbox (CAS), publish, confirm (CAS). A publish that fails leaves the outbox;
 once it is older than the lease the next evaluation decides afresh what is
 owed and claims it again. Delivery is at least once; the dedup_key is stable
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -32,7 +34,9 @@ from chalicelib.core.alert_message import (
     Severity,
 )
 from chalicelib.core.host_links import host_page_url
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.models import ALERT_MEASUREMENT, FieldValue, Point
+from chalicelib.core.text import clip
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_ALERT_ID = 200
@@ -125,15 +129,12 @@ def episode_key(alert_id: str, active_at: datetime) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertChange:
-    """One write: `after` replaces `before` (None: create / delete), then maybe a publish."""
+class Write:
+    """Store `after` in place of `before` (None: create / delete), if the stored record
+    still has `before`'s version (or, creating, does not exist)."""
 
     before: AlertRecord | None
     after: AlertRecord | None
-    publish: AlertMessage | None = None
-    # Once `publish` is confirmed, the step to take next in the same evaluation
-    # (a resolved notice that had to go out before a new episode could start).
-    then: Callable[[AlertRecord], AlertChange | None] | None = None
 
     @property
     def alert_id(self) -> str:
@@ -161,6 +162,37 @@ class AlertChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Publish:
+    """Send `message`, which the Write before it put in the record's outbox."""
+
+    message: AlertMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """Record that `sent`'s outbox went out: `after` (confirm_sent) replaces it, if the
+    stored record is still `sent`. Losing this race only means it may be sent again."""
+
+    sent: AlertRecord
+    after: AlertRecord
+
+
+Step = Write | Publish | Confirm
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """What one evaluation does to one alert: steps applied in order. A step that does
+    not go through (a lost race, a backend error, a failed publish) ends the list."""
+
+    alert_id: str
+    steps: tuple[Step, ...]
+
+    def writes(self) -> Iterator[Write]:
+        return (s for s in self.steps if isinstance(s, Write))
+
+
+@dataclass(frozen=True, slots=True)
 class StepContext:
     now: datetime
     timing: Timing
@@ -174,23 +206,32 @@ class StepContext:
 def step(
     record: AlertRecord | None, obs: Observation | None, ctx: StepContext
 ) -> AlertChange | None:
-    """The change one evaluation makes to one alert, or None when there is nothing to write.
+    """What one evaluation does to one alert, or None when there is nothing to write.
 
     `obs` None means there is no data for the alert (the series went stale,
     the rule was removed, the host was forgotten or retired): it counts as
     the condition not holding.
     """
+    steps = _steps(record, obs, ctx)
+    if not steps:
+        return None
+    first = steps[0]
+    assert isinstance(first, Write)
+    return AlertChange(first.alert_id, tuple(steps))
+
+
+def _steps(record: AlertRecord | None, obs: Observation | None, ctx: StepContext) -> list[Step]:
     now = ctx.now
     current = record
     dirty = False
     if record is not None and record.outbox is not None:
         if record.outbox_at is not None and now - record.outbox_at < ctx.lease:
-            return None  # another evaluation is publishing this very alert
+            return []  # another evaluation is publishing this very alert
         current = replace(record, outbox=None, outbox_at=None)
         dirty = True
     after = current if ctx.frozen else _advance(current, obs, ctx)
     message: AlertMessage | None = None
-    then = None
+    then = False
     if after is not None:
         status = owed(after, now, ctx.timing.repeat, ctx.silenced)
         if status is not None:
@@ -199,18 +240,23 @@ def step(
             message = build_message(after, status, ctx.status_url)
             after = replace(after, outbox=message, outbox_at=now)
             breaching = obs is not None and obs.severity is not None
-            if status is AlertStatus.RESOLVED and breaching and not ctx.frozen:
-
-                def then(confirmed: AlertRecord) -> AlertChange | None:
-                    return step(confirmed, obs, ctx)
+            # A new episode waits for the last one's resolved notice: once it is
+            # confirmed, the same evaluation goes on from the confirmed record.
+            then = status is AlertStatus.RESOLVED and breaching and not ctx.frozen
 
     if after is current and not dirty:
-        return None
+        return []
     if after is None and record is None:
-        return None
+        return []
     if after is not None:
         after = replace(after, version=(record.version if record else 0) + 1, updated_at=now)
-    return AlertChange(record, after, message, then)
+    steps: list[Step] = [Write(record, after)]
+    if message is not None and after is not None:
+        confirmed = confirm_sent(after, now)
+        steps += [Publish(message), Confirm(after, confirmed)]
+        if then:
+            steps += _steps(confirmed, obs, ctx)
+    return steps
 
 
 def _advance(
@@ -337,14 +383,6 @@ def confirm_sent(record: AlertRecord, now: datetime) -> AlertRecord:
     )
 
 
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat(timespec="seconds") if at is not None else None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
 def build_message(record: AlertRecord, status: AlertStatus, status_url: str | None) -> AlertMessage:
     """The Contract 2 message for `record` in `status`."""
     links: list[Link] = []
@@ -354,7 +392,7 @@ def build_message(record: AlertRecord, status: AlertStatus, status_url: str | No
         links.append({"href": status_url, "text": "Status page"})
         if record.host:
             links.append({"href": host_page_url(status_url, record.host), "text": "Host history"})
-    started = _iso(record.active_at)
+    started = iso(record.active_at)
     assert started is not None
     return {
         "version": MESSAGE_VERSION,
@@ -365,28 +403,28 @@ def build_message(record: AlertRecord, status: AlertStatus, status_url: str | No
         "kind": record.kind.value,
         "host": record.host,
         "rule": record.rule,
-        "summary": _clip(record.summary) or f"{record.rule} on {record.host}",
-        "description": _clip(record.description),
+        "summary": clip(record.summary, MAX_TEXT) or f"{record.rule} on {record.host}",
+        "description": clip(record.description, MAX_TEXT),
         "value": record.value,
         "threshold": record.threshold,
         "labels": dict(record.labels),
         "started_at": started,
-        "resolved_at": _iso(record.resolved_at) if status is AlertStatus.RESOLVED else None,
+        "resolved_at": iso(record.resolved_at) if status is AlertStatus.RESOLVED else None,
         "links": links,
     }
 
 
-def transition_point(change: AlertChange, now: datetime) -> Point | None:
-    """The change as a point of the reserved `alert` measurement (graph annotations)."""
-    transition = change.transition
-    record = change.after or change.before
+def transition_point(write: Write, now: datetime) -> Point | None:
+    """The write as a point of the reserved `alert` measurement (graph annotations)."""
+    transition = write.transition
+    record = write.after or write.before
     if transition is None or record is None:
         return None
     fields: dict[str, FieldValue] = {
         "status": transition[1].value,
         "previous": transition[0].value,
         "severity": record.severity.value,
-        "summary": _clip(record.summary) or record.rule,
+        "summary": clip(record.summary, MAX_TEXT) or record.rule,
     }
     if record.value is not None:
         fields["value"] = float(record.value)
@@ -394,7 +432,7 @@ def transition_point(change: AlertChange, now: datetime) -> Point | None:
         fields["threshold"] = float(record.threshold)
     return Point(
         ALERT_MEASUREMENT,
-        int(now.timestamp() * 1000),
+        ms_of_instant(now),
         {"alert_id": record.alert_id, "rule": record.rule, "kind": record.kind.value},
         fields,
     )

@@ -6,7 +6,9 @@ import math
 import re
 from datetime import timedelta
 
-_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+from chalicelib.core.text import clip
+
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w)")
 _UNITS = {
     "ms": timedelta(milliseconds=1),
     "s": timedelta(seconds=1),
@@ -20,8 +22,17 @@ _UNITS = {
 def parse_duration(value: object) -> timedelta:
     """`30s`, `5m`, `4h`, `1d`, `1h30m`, or a number of seconds (int, float or digits).
 
-    Raises ValueError saying what is accepted. Negative durations are refused.
+    Raises ValueError saying what is accepted. Negative durations are refused, and so
+    are durations too long to represent (more than 999999999 days).
     """
+    try:
+        return _parse(value)
+    except OverflowError:
+        shown = clip(repr(value), 60)
+        raise ValueError(f"must be a duration of at most 999999999d, got {shown}") from None
+
+
+def _parse(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"must be a duration like 30s, 5m, 4h or 1d, got {value!r}")
     if isinstance(value, int | float):
@@ -31,18 +42,24 @@ def parse_duration(value: object) -> timedelta:
     if not isinstance(value, str):
         raise ValueError(f"must be a duration like 30s, 5m, 4h or 1d, got {value!r}")
     text = value.strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
+    if text.isascii() and text.isdigit():
+        return timedelta(seconds=_count(text))
     total = timedelta(0)
     pos = 0
     for match in _PART.finditer(text):
         if match.start() != pos:
             break
-        total += int(match.group(1)) * _UNITS[match.group(2)]
+        total += _count(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"must be a duration like 30s, 5m, 4h or 1d, got {value!r}")
     return total
+
+
+def _count(digits: str) -> int:
+    if len(digits) > 20:  # far past any timedelta, and short of int()'s own digit limit
+        raise OverflowError(digits)
+    return int(digits)
 
 
 def format_duration(duration: timedelta) -> str:

@@ -1,8 +1,13 @@
-"""Errors the ingest path raises, each naming what is wrong and where."""
+"""Errors the ingest path raises, each naming what is wrong and where; and a failed attempt
+at an outside call (what chalicelib.core.retry retries)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +60,20 @@ class Forbidden(IngestError):
 
 class NotFound(IngestError):
     status = 404
+
+
+class AttemptFailed(Exception):
+    """One attempt failed. `retryable` False: another attempt cannot help, stop now.
+    `retry_after`: the wait the server asked for, if it said."""
+
+    def __init__(
+        self, reason: str, *, retryable: bool = True, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self._retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable

@@ -1,8 +1,10 @@
 """One evaluation of the whole fleet: hosts, open alerts, silences and the time in; changes out.
 
-Pure: it reads nothing and writes nothing. The use-case
+Pure: it reads nothing and writes nothing, and returns what it observed
+(`Evaluation.observed`, `.frozen`) with the changes. The use-case
 (chalicelib.services.alerting) reads the tables once, calls `evaluate`, and
-writes only the changes it returns, each with a compare-and-swap.
+applies only the changes it returns: host writes, then each alert's ordered
+steps (compare-and-swap writes, publish, confirm).
 
 Missing data: a series not updated for max(5 min, 2 x the host's interval)
 is absent. While the host itself is silent (late, down or paused) its
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.core.alert_message import AlertKind, Severity
 from chalicelib.core.alerts import (
+    OPEN_STATES,
     AlertChange,
     AlertRecord,
     Observation,
@@ -38,7 +41,9 @@ from chalicelib.core.durations import format_duration
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
 from chalicelib.core.history_rules import HistoryValues
 from chalicelib.core.hosts import HostState
+from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.matchers import matches_all
+from chalicelib.core.models import EventStatus
 from chalicelib.core.rules import (
     HEARTBEAT_RULE,
     OUTAGE_RULE,
@@ -54,7 +59,6 @@ OUTAGE_ALERT_ID = f"{FLEET_HOST}/{OUTAGE_RULE}"
 STALE_AFTER = timedelta(minutes=5)  # and at least 2 intervals
 SERIES_FORGET_AFTER = timedelta(hours=24)  # and at least 4 intervals: pruned from the host item
 SERVICE_FORGET_AFTER = timedelta(days=7)
-_OPEN = ("pending", "firing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,8 @@ class HostChange:
 
 @dataclass(slots=True)
 class Evaluation:
+    """What one evaluation saw and the changes it makes, in the order to apply them."""
+
     now: datetime
     alerts: list[AlertChange]
     hosts: list[HostChange]
@@ -127,6 +133,10 @@ class Evaluation:
     outage: bool = False
     silent_hosts: int = 0
     active_hosts: int = 0
+    # alert id -> what was seen for it (absent: no data, the condition counts as not holding)
+    observed: dict[str, Observation] = field(default_factory=dict)
+    # alerts that keep their state and stay quiet: a silent host's, or an `unknown` service's
+    frozen: frozenset[str] = frozenset()
 
 
 def evaluate(
@@ -142,7 +152,7 @@ def evaluate(
 
     `history`: the values of window, baseline and forecast rules (core/history_rules.py).
     """
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     by_measurement = policy.rules.by_measurement
     hosts_with_alerts = {r.host for r in alerts.values()}
     obs: dict[str, Observation] = {}
@@ -160,10 +170,13 @@ def evaluate(
         if status is HostStatus.RETIRED:
             if now - h.last_seen_at >= policy.retired_retention:
                 host_changes.append(HostChange(HostAction.FORGET, h.host, h.last_seen_at))
+            if h.lifecycle and h.host in hosts_with_alerts:
+                # Retired by EC2: the heartbeat alert resolves saying why (core/lifecycle.py).
+                obs[heartbeat_alert_id(h.host)] = _heartbeat_obs(h, grace, policy, now, False)
             continue
         hb_id = heartbeat_alert_id(h.host)
         hb_record = alerts.get(hb_id) if h.host in hosts_with_alerts else None
-        hb_open = hb_record is not None and hb_record.state in _OPEN
+        hb_open = hb_record is not None and hb_record.state in OPEN_STATES
         if status is not HostStatus.PAUSED:
             active += 1
             if not hb_open and now - h.last_seen_at > h.interval + grace / 2:
@@ -181,24 +194,20 @@ def evaluate(
             prune = {k: s.time_ms for k, s in h.series.items() if s.time_ms < forget_ms}
         else:
             live[h.host] = h
-            prune = _thresholds(
+            seen, prune = _thresholds(
                 h,
                 by_measurement=by_measurement,
                 alerts=alerts,
                 has_alerts=has_alerts,
                 stale_ms=stale_ms,
                 forget_ms=forget_ms,
-                obs=obs,
             )
-            _services(
-                h,
-                policy=policy,
-                alerts=alerts,
-                has_alerts=has_alerts,
-                now_ms=now_ms,
-                obs=obs,
-                frozen_ids=frozen_ids,
+            obs.update(seen)
+            seen, unknown = _services(
+                h, policy=policy, alerts=alerts, has_alerts=has_alerts, now_ms=now_ms
             )
+            obs.update(seen)
+            frozen_ids.update(unknown)
         forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
         old_services = {
             k: e.time_ms for k, e in h.services.items() if e.time_ms < forget_services_ms
@@ -211,13 +220,13 @@ def evaluate(
             )
     if history is not None:
         frozen_ids.update(history.held)
-        _history_obs(history, live, alerts, obs)
+        obs.update(_history_obs(history, live, alerts))
     needed = max(policy.outage_min_hosts, math.ceil(policy.outage_share * active))
     outage = active > 0 and silent >= needed
     for h, grace in down:
         hb_id = heartbeat_alert_id(h.host)
         record = alerts.get(hb_id)
-        if outage and (record is None or record.state not in _OPEN):
+        if outage and (record is None or record.state not in OPEN_STATES):
             continue  # the fleet-wide alert speaks for this host
         obs[hb_id] = _heartbeat_obs(h, grace, policy, now, breaching=True)
         if h.state is HostState.UP or h.state is HostState.NEW:
@@ -234,14 +243,19 @@ def evaluate(
         return any(s.matches(builtin, record.labels) for s in active_silences)
 
     changes: list[AlertChange] = []
+    frozen: set[str] = set(frozen_ids)
     for alert_id in {**obs, **alerts}:
         record = alerts.get(alert_id)
+        if record is not None and record.kind is AlertKind.CHECK:
+            continue  # decided by the checks schedule (core/checks.py)
         observation = obs.get(alert_id)
         subject = record or observation
         assert subject is not None
         # A silent host's other alerts keep their state, and stay quiet while it is
         # silent (no reminders): its heartbeat alert speaks for it (inhibition).
         inhibited = subject.host in frozen_hosts and subject.rule != HEARTBEAT_RULE
+        if inhibited:
+            frozen.add(alert_id)
         ctx = StepContext(
             now=now,
             timing=policy.timing(subject.kind, subject.rule),
@@ -254,7 +268,9 @@ def evaluate(
         change = step(record, observation, ctx)
         if change is not None:
             changes.append(change)
-    return Evaluation(now, changes, host_changes, statuses, outage, silent, active)
+    return Evaluation(
+        now, changes, host_changes, statuses, outage, silent, active, obs, frozenset(frozen)
+    )
 
 
 def _always(record: AlertRecord) -> bool:
@@ -269,13 +285,13 @@ def _thresholds(
     has_alerts: bool,
     stale_ms: int,
     forget_ms: int,
-    obs: dict[str, Observation],
-) -> dict[str, int]:
-    """Observe every threshold rule on the host's fresh series; return the series to prune.
+) -> tuple[dict[str, Observation], dict[str, int]]:
+    """What every threshold rule sees on the host's fresh series, and the series to prune.
 
     The hot loop of an evaluation: most series breach nothing and have no
     alert, and cost a dict lookup and a comparison per rule.
     """
+    obs: dict[str, Observation] = {}
     prune: dict[str, int] = {}
     host = h.host
     host_names = {"host": host}
@@ -303,7 +319,7 @@ def _thresholds(
             # The alert id is built only when it can matter: most hosts have no alert.
             alert_id = threshold_alert_id(host, rule.name, s.tags) if has_alerts else ""
             record = alerts.get(alert_id) if has_alerts else None
-            level = rule.level(value, record is not None and record.state in _OPEN)
+            level = rule.level(value, record is not None and record.state in OPEN_STATES)
             if level is None and record is None:
                 continue
             if not alert_id:
@@ -311,16 +327,16 @@ def _thresholds(
             obs[alert_id] = _threshold_obs(
                 rule, h, s.tags, float(value), level=level, alert_id=alert_id
             )
-    return prune
+    return obs, prune
 
 
 def _history_obs(
     history: HistoryValues,
     live: Mapping[str, HostSnapshot],
     alerts: Mapping[str, AlertRecord],
-    obs: dict[str, Observation],
-) -> None:
-    """Judge history rules' values like latest values, for hosts that are up."""
+) -> dict[str, Observation]:
+    """What history rules' values show, judged like latest values, for hosts that are up."""
+    obs: dict[str, Observation] = {}
     for d in history.values:
         h = live.get(d.host)
         rule = d.rule
@@ -330,9 +346,10 @@ def _history_obs(
             continue
         alert_id = threshold_alert_id(d.host, rule.name, d.tags)
         record = alerts.get(alert_id)
-        level = rule.level(d.value, record is not None and record.state in _OPEN)
+        level = rule.level(d.value, record is not None and record.state in OPEN_STATES)
         if level is not None or record is not None:
             obs[alert_id] = _threshold_obs(rule, h, d.tags, d.value, level=level, alert_id=alert_id)
+    return obs
 
 
 def _threshold_obs(
@@ -386,9 +403,10 @@ def _services(
     alerts: Mapping[str, AlertRecord],
     has_alerts: bool,
     now_ms: int,
-    obs: dict[str, Observation],
-    frozen_ids: set[str],
-) -> None:
+) -> tuple[dict[str, Observation], list[str]]:
+    """What the host's service events say, and the alerts an `unknown` status freezes."""
+    obs: dict[str, Observation] = {}
+    unknown: list[str] = []
     events = policy.rules.events
     for service, e in h.services.items():
         alert_id = service_alert_id(h.host, service)
@@ -400,17 +418,17 @@ def _services(
             severity = events.expired_severity
             ago = format_duration(timedelta(milliseconds=now_ms - e.time_ms))
             summary = f"{service} on {h.host} stopped reporting (last event {ago} ago)"
-        elif e.status in ("critical", "warning"):
+        elif e.status in (EventStatus.CRITICAL, EventStatus.WARNING):
             severity = Severity(e.status)
             summary = f"{service} on {h.host} is {e.status}"
-        elif e.status == "ok":
+        elif e.status == EventStatus.OK:
             if record is None:
                 continue
             severity = None
             summary = f"{service} on {h.host} is ok"
         else:  # unknown: says nothing either way, the alert keeps its state
             if record is not None:
-                frozen_ids.add(alert_id)
+                unknown.append(alert_id)
             continue
         if e.description and kind is AlertKind.EVENT:
             summary = f"{summary}: {e.description}"
@@ -427,6 +445,7 @@ def _services(
             labels={**h.tags, "service": service},
             runbook=events.runbook,
         )
+    return obs, unknown
 
 
 def _heartbeat_obs(
@@ -439,7 +458,7 @@ def _heartbeat_obs(
         "silent_for": format_duration(silent_for),
         "period": format_duration(h.interval),
         "grace": format_duration(grace),
-        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
+        "last_seen_at": iso(h.last_seen_at),
         "tags": h.tags,
     }
     return Observation(
@@ -448,7 +467,13 @@ def _heartbeat_obs(
         host=h.host,
         rule=HEARTBEAT_RULE,
         severity=heartbeat.severity if breaching else None,
-        summary=heartbeat.summary.render(values) if breaching else f"{h.host} is reporting again",
+        summary=(
+            heartbeat.summary.render(values)
+            if breaching
+            else f"{h.host}: {h.lifecycle}"
+            if h.lifecycle
+            else f"{h.host} is reporting again"
+        ),
         description=(
             f"last seen {values['last_seen_at']}; expected every {values['period']}, "
             f"down after {format_duration(h.interval + grace)} of silence"

@@ -51,6 +51,8 @@ class HostSnapshot:
     agent_name: str | None = None
     agent_version: str | None = None
     retired_at: datetime | None = None
+    # Why EC2 retired or paused the host (chalicelib.core.lifecycle), until it posts again.
+    lifecycle: str | None = None
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
     # Read only when asked for (the status page): the evaluator never looks at it.

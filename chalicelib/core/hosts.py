@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.models import HeartbeatState, HostReport
 
 DEFAULT_INTERVAL_S = 60
@@ -28,10 +29,19 @@ HISTORY_SPAN = timedelta(milliseconds=HISTORY_SLOTS * HISTORY_STEP_MS)
 # A point stamped further ahead than this is a skewed clock, not the current minute:
 # its slot would be read back as the future.
 HISTORY_MAX_AHEAD = timedelta(minutes=1)
-# Where the busy CPU and the used memory are, in what the agent sends and in
-# what Telegraf sends through the line-protocol routes (series key, field).
-CPU_IDLE_FIELDS = (("cpu|cpu=total", "idle"), ("cpu|cpu=cpu-total", "usage_idle"))
-MEMORY_USED_FIELDS = (("memory", "used_percent"), ("mem", "used_percent"))
+# Where the busy CPU and the used memory are, in what the agent sends, in
+# what Telegraf sends through the line-protocol routes, and in what collectd
+# sends with ValuesPercentage (docs/INGEST.md) (series key, field).
+CPU_IDLE_FIELDS = (
+    ("cpu|cpu=total", "idle"),
+    ("cpu|cpu=cpu-total", "usage_idle"),
+    ("cpu|type=percent|type_instance=idle", "value"),
+)
+MEMORY_USED_FIELDS = (
+    ("memory", "used_percent"),
+    ("mem", "used_percent"),
+    ("memory|type=percent|type_instance=used", "value"),
+)
 
 
 class HostState(enum.StrEnum):
@@ -106,7 +116,7 @@ def _percent(value: float | int | bool | None) -> float | None:
 def history_point(series: Mapping[str, SeriesLatest], now: datetime) -> HistoryPoint | None:
     """The history entry a post's newest values give, or None when it has neither CPU nor
     memory, or when they are not fresh (older than LATEST_MAX_AGE, or ahead of `now`)."""
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     oldest_ms = now_ms - int(LATEST_MAX_AGE.total_seconds() * 1000)
     newest_ms = now_ms + int(HISTORY_MAX_AHEAD.total_seconds() * 1000)
 
@@ -134,7 +144,7 @@ def history_point(series: Mapping[str, SeriesLatest], now: datetime) -> HistoryP
 def recent_history(points: Iterable[HistoryPoint], now: datetime) -> list[HistoryPoint]:
     """The ring's entries of the last hour, oldest first (older ones are leftovers of a
     silent hour, waiting to be overwritten)."""
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     oldest_ms = now_ms - int(HISTORY_SPAN.total_seconds() * 1000)
     newest_ms = now_ms + int(HISTORY_MAX_AHEAD.total_seconds() * 1000)
     return sorted(
@@ -151,7 +161,7 @@ def series_key(measurement: str, tags: dict[str, str]) -> str:
 
 def host_update(report: HostReport, now: datetime) -> HostUpdate:
     """What `report`, received at `now`, changes about its host."""
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = ms_of_instant(now)
     oldest_ms = now_ms - int(LATEST_MAX_AGE.total_seconds() * 1000)
     series: dict[str, SeriesLatest] = {}
     for p in report.points:

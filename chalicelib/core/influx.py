@@ -299,25 +299,5 @@ def error_message(body: bytes) -> str:
     return text if len(text) <= 500 else text[:499] + "…"
 
 
-def retry_after_seconds(value: str | None, now_s: float) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) as seconds from `now_s`; None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime  # rare: kept off the import path
-
-    try:
-        at = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if at.tzinfo is None:
-        return None
-    return max(0.0, at.timestamp() - now_s)
-
-
 def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)

@@ -34,6 +34,7 @@ from chalicelib.core.models import (
     Rejection,
     Shape,
 )
+from chalicelib.core.text import NAME_SHOWN, clip
 
 # Names (measurements, fields, tag keys, services): letters, digits and `_ . - /`,
 # starting with a letter or `_`. No `:` (Timestream refuses it in dimension names),
@@ -198,10 +199,10 @@ class _NameCache:
         if not name:
             return f"{what} must not be empty"
         if len(name.encode()) > self.max_bytes:
-            return f"{what} {_clip(name)!r} is longer than {self.max_bytes} bytes"
+            return f"{what} {clip(name, NAME_SHOWN)!r} is longer than {self.max_bytes} bytes"
         if not NAME_RE.match(name):
             return (
-                f"{what} {_clip(name)!r} has characters outside letters, digits and _ . - / "
+                f"{what} {clip(name, NAME_SHOWN)!r} has characters outside letters, digits and _ . - / "
                 "(or does not start with a letter or _)"
             )
         if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
@@ -253,6 +254,12 @@ class Validator:
         """Record an item another front end (line protocol) found invalid before validation."""
         self._refuse(index, path, problems)
 
+    def out_of_window(self, index: int, path: str, time_ms: int) -> bool:
+        """Refuse a time outside the store's window (True), for front ends that check per sample."""
+        if self.oldest_ms <= time_ms <= self.newest_ms:
+            return False
+        return self._out_of_window(index, path, time_ms)
+
     def _out_of_window(self, index: int, path: str, time_ms: int) -> bool:
         if time_ms < self.oldest_ms:
             age_h = (self.now_ms - time_ms) / 3_600_000
@@ -289,7 +296,7 @@ class Validator:
             return None, Problem(path, f"host is longer than {self.limits.max_host_bytes} bytes")
         if not HOST_RE.match(value):
             return None, Problem(
-                path, f"host {_clip(value)!r} may only hold letters, digits and . _ -"
+                path, f"host {clip(value, NAME_SHOWN)!r} may only hold letters, digits and . _ -"
             )
         return value, None
 
@@ -323,7 +330,7 @@ class Validator:
             if k not in keys.ok:
                 msg = keys.problem(k, "tag name")
                 if msg:
-                    problems.append(Problem(f"{path}.{_clip(k)}", msg))
+                    problems.append(Problem(f"{path}.{clip(k, NAME_SHOWN)}", msg))
                     continue
             v = raw
             if type(v) is not str:
@@ -432,7 +439,7 @@ class Validator:
             if k not in names.ok:
                 msg = names.problem(k, "field name")
                 if msg:
-                    problems.append(Problem(f"{path}.{_clip(k)}", msg))
+                    problems.append(Problem(f"{path}.{clip(k, NAME_SHOWN)}", msg))
                     clean = False
                     continue
             tv = type(v)
@@ -538,7 +545,7 @@ class Validator:
             problems.append(
                 Problem(
                     f"{path}.status",
-                    f"status must be one of ok, warning, critical, unknown; got {_clip(raw_status)!r}",
+                    f"status must be one of ok, warning, critical, unknown; got {clip(raw_status, NAME_SHOWN)!r}",
                 )
             )
         time_ms = self._event_time(raw.get("time"), f"{path}.time", problems)
@@ -860,8 +867,3 @@ def _type_name(value: object) -> str:
     if isinstance(value, NonFinite):
         return value.literal
     return type(value).__name__
-
-
-def _clip(value: object, n: int = 40) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= n else text[: n - 1] + "…"

@@ -38,6 +38,7 @@ from chalicelib.core.ingest import (
 )
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import FieldValue, HostReport, InfluxApi, Shape
+from chalicelib.core.text import NAME_SHOWN, clip
 
 UINT64_MAX = 2**64 - 1
 # Integers up to 2**53 are exact as floats; beyond it a float is the nearest one.
@@ -157,7 +158,7 @@ def field_value(token: str) -> FieldValue:
                 return f
             raise ValueError(f"float {token} is out of range")
     raise ValueError(
-        f"invalid field value {_clip(token)!r}: expected a number (1.5, 1i, 1u), "
+        f"invalid field value {clip(token, NAME_SHOWN)!r}: expected a number (1.5, 1i, 1u), "
         'a boolean (t, f, true, false) or a "quoted string"'
     )
 
@@ -274,16 +275,16 @@ def _parse_escaped(text: str) -> Line:
         if not key:
             raise LineError(key_at + 1, "missing tag key")
         if i >= n or text[i] != "=":
-            raise LineError(i + 1, f"missing '=' after tag key {_clip(key)!r}")
+            raise LineError(i + 1, f"missing '=' after tag key {clip(key, NAME_SHOWN)!r}")
         i += 1
         value_at = i
         value, i = _scan_name(text, i, ",= ")
         if i < n and text[i] == "=":
-            raise LineError(i + 1, f"unescaped '=' in the value of tag {_clip(key)!r}")
+            raise LineError(i + 1, f"unescaped '=' in the value of tag {clip(key, NAME_SHOWN)!r}")
         if not value:
-            raise LineError(value_at + 1, f"missing value for tag {_clip(key)!r}")
+            raise LineError(value_at + 1, f"missing value for tag {clip(key, NAME_SHOWN)!r}")
         if key in tags:
-            raise LineError(key_at + 1, f"duplicate tag {_clip(key)!r}")
+            raise LineError(key_at + 1, f"duplicate tag {clip(key, NAME_SHOWN)!r}")
         tags[key] = value
     while i < n and text[i] == " ":
         i += 1
@@ -296,7 +297,7 @@ def _parse_escaped(text: str) -> Line:
         if not key:
             raise LineError(key_at + 1, "missing field key")
         if i >= n or text[i] != "=":
-            raise LineError(i + 1, f"missing '=' after field key {_clip(key)!r}")
+            raise LineError(i + 1, f"missing '=' after field key {clip(key, NAME_SHOWN)!r}")
         i += 1
         if i < n and text[i] == '"':
             value_at = i
@@ -310,7 +311,7 @@ def _parse_escaped(text: str) -> Line:
             while j < n and text[j] not in ", ":
                 j += 1
             if j == i:
-                raise LineError(i + 1, f"missing value for field {_clip(key)!r}")
+                raise LineError(i + 1, f"missing value for field {clip(key, NAME_SHOWN)!r}")
             try:
                 fields[key] = field_value(text[i:j])
             except ValueError as exc:
@@ -329,10 +330,12 @@ def _parse_escaped(text: str) -> Line:
             j += 1
         token = text[i:j]
         if not _INT_RE.match(token):
-            raise LineError(i + 1, f"invalid timestamp {_clip(token)!r}: expected an integer")
+            raise LineError(
+                i + 1, f"invalid timestamp {clip(token, NAME_SHOWN)!r}: expected an integer"
+            )
         stamp = int(token)
         if not INT64_MIN < stamp < INT64_MAX:
-            raise LineError(i + 1, f"timestamp {_clip(token)} is out of the int64 range")
+            raise LineError(i + 1, f"timestamp {clip(token, NAME_SHOWN)} is out of the int64 range")
         i = j
         while i < n and text[i] in " \t":
             i += 1
@@ -562,14 +565,16 @@ def unwritable(text: str, what: str, *, name: bool = True) -> str | None:
         return f"{what} is empty"
     if name:
         if _NAME_CONTROL_RE.search(text):
-            return f"{what} {_clip(text)!r} holds a control character"
+            return f"{what} {clip(text, NAME_SHOWN)!r} holds a control character"
         if what == "measurement" and text[0] == "#":
-            return f"measurement {_clip(text)!r} starts with '#', which reads as a comment"
+            return (
+                f"measurement {clip(text, NAME_SHOWN)!r} starts with '#', which reads as a comment"
+            )
     elif "\n" in text or "\r" in text:
-        return f"{what} {_clip(text)!r} holds a line break, which line protocol cannot carry"
+        return f"{what} {clip(text, NAME_SHOWN)!r} holds a line break, which line protocol cannot carry"
     if "\\" in text and _AMBIGUOUS_BACKSLASH_RE.search(text):
         return (
-            f"{what} {_clip(text)!r} has a backslash before a backslash, space, comma, "
+            f"{what} {clip(text, NAME_SHOWN)!r} has a backslash before a backslash, space, comma, "
             "equals sign or at the end, which InfluxDB versions read differently"
         )
     return None
@@ -614,7 +619,3 @@ def format_line(
     if time_ms is None:
         return f"{head} {body}"
     return f"{head} {body} {time_ms}"
-
-
-def _clip(value: str, n: int = 40) -> str:
-    return value if len(value) <= n else value[: n - 1] + "…"

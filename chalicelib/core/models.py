@@ -36,12 +36,15 @@ class Shape(enum.StrEnum):
     VINLI = "vinli"  # {"data": [{"points": [...], "tags": {...}}]}
     NUMBAT = "numbat"  # a Riemann/numbat event, or a list of them
     LINE_PROTOCOL = "line-protocol"  # InfluxDB line protocol
+    REMOTE_WRITE = "remote-write"  # Prometheus remote_write 1.0 (protobuf, snappy)
+    COLLECTD = "collectd"  # collectd write_http, Format "JSON"
 
 
 # Measurement names the collector itself writes; user points may not use them.
 EVENT_MEASUREMENT = "event"
 ALERT_MEASUREMENT = "alert"
-RESERVED_MEASUREMENTS = frozenset({EVENT_MEASUREMENT, ALERT_MEASUREMENT})
+JOB_MEASUREMENT = "job"  # a job's run: tag `job`, fields `duration_s`, `exit_status`
+RESERVED_MEASUREMENTS = frozenset({EVENT_MEASUREMENT, ALERT_MEASUREMENT, JOB_MEASUREMENT})
 
 
 @dataclass(slots=True)

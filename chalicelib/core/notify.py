@@ -1,18 +1,18 @@
-"""Notifications, the pure part: channels, what a delivery may end as, what to send, retries.
+"""Notifications, the pure part: channels, what a delivery may end as, what to send.
 
-The pipeline itself (dedup, deliver with retry, record) is in
-chalicelib/services/notify.py; the HTTP is in the Slack and PagerDuty adapters.
+The pipeline itself (claim, decide, send, record) is in chalicelib/services/notify.py,
+retrying by chalicelib/core/retry.py; the HTTP is in the Slack and PagerDuty adapters.
 Time always comes in as an argument.
 """
 
 from __future__ import annotations
 
-import email.utils
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from chalicelib.core.alert_message import AlertMessage, AlertStatus
+from chalicelib.core.errors import AttemptFailed
 
 
 class Channel(enum.StrEnum):
@@ -81,7 +81,7 @@ class DeliveryRecord:
     error: str | None = None  # never holds a secret
 
 
-class DeliveryError(Exception):
+class DeliveryError(AttemptFailed):
     """A notifier could not deliver. `permanent` says whether trying again can help.
 
     The reason must never contain a secret (a webhook URL, a routing key):
@@ -96,16 +96,18 @@ class DeliveryError(Exception):
         status: int | None = None,
         retry_after: timedelta | None = None,
     ) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason, retryable=not permanent, retry_after=retry_after)
         self.permanent = permanent
         self.status = status
-        self.retry_after = retry_after
 
 
 class SecretUnavailable(DeliveryError):
     """The webhook URL or routing key could not be read. Not permanent (an operator
     can fix it and the message is kept), but not worth retrying within the invocation."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 def classify_status(status: int) -> bool | None:
@@ -117,62 +119,6 @@ def classify_status(status: int) -> bool | None:
     if 200 <= status < 300:
         return None
     return not (status in (408, 429) or status >= 500)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """The wait a Retry-After header asks for: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    try:
-        at = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return max(at - now, timedelta(0))
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Retries within one invocation: exponential backoff with jitter, inside a deadline.
-
-    The deadline bounds the whole delivery (attempts and waits) well inside
-    the Lambda timeout; when it would be passed, the handler gives up and
-    fails, and Lambda's own asynchronous retries take over.
-    """
-
-    max_attempts: int = 5
-    first_backoff: timedelta = timedelta(seconds=1)
-    max_backoff: timedelta = timedelta(seconds=8)
-    deadline: timedelta = timedelta(seconds=20)
-    # Starting an attempt with less time than this left only produces a timeout.
-    min_attempt: timedelta = timedelta(seconds=1)
-
-    def wait_before_retry(
-        self, attempt: int, error: DeliveryError, elapsed: timedelta, jitter: float
-    ) -> timedelta | None:
-        """How long to wait before attempt `attempt + 1`, or None to stop trying now.
-
-        `jitter` is a number in [0, 1); a Retry-After from the server is
-        honoured as given (a wait past the deadline means stop).
-        """
-        if error.permanent or isinstance(error, SecretUnavailable):
-            return None
-        if attempt >= self.max_attempts:
-            return None
-        if error.retry_after is not None:
-            wait = error.retry_after
-        else:
-            backoff = min(self.max_backoff, self.first_backoff * 2 ** (attempt - 1))
-            # "Equal jitter": never less than half the backoff, so a burst of
-            # failures still spreads out, and never all at once.
-            wait = backoff * (0.5 + jitter / 2)
-        if elapsed + wait + self.min_attempt > self.deadline:
-            return None
-        return wait
 
 
 @dataclass(frozen=True, slots=True)

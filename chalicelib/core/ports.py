@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the ports only name these types; importing them costs cold 
     from chalicelib.core.alert_message import AlertMessage
     from chalicelib.core.alerts import AlertRecord
     from chalicelib.core.heartbeats import HostSnapshot
-    from chalicelib.core.hosts import HostUpdate
+    from chalicelib.core.hosts import HostState, HostUpdate
     from chalicelib.core.models import HostReport, Rejection
     from chalicelib.core.notify import (
         Channel,
@@ -45,7 +45,9 @@ class MetricStore(Protocol):
 class TokenStore(Protocol):
     def get(self, token_id: str) -> TokenRecord | None: ...
 
-    def put(self, record: TokenRecord) -> None: ...
+    def put(self, record: TokenRecord) -> bool:
+        """Store a new token; False when its id is taken (nothing is overwritten)."""
+        ...
 
     def list(self) -> list[TokenRecord]: ...
 
@@ -99,6 +101,19 @@ class HostStore(Protocol):
         ...
 
 
+class InstanceDirectory(Protocol):
+    """Hosts by EC2 instance id (the `instance_id` host tag), for lifecycle events."""
+
+    def hosts_of(self, instance_id: str) -> list[str]:
+        """The hosts whose latest post carried this instance id, in one request (no Scan)."""
+        ...
+
+    def end(self, host: str, instance_id: str, state: HostState, reason: str, at: datetime) -> bool:
+        """Set the host's state (retired or paused, at `at`) with the reason, if it still
+        belongs to the instance; False when it does not (another instance took the name)."""
+        ...
+
+
 class AlertStore(Protocol):
     """Alert records; every write is a compare-and-swap on `version`."""
 
@@ -121,7 +136,9 @@ class AlertStore(Protocol):
 class SilenceStore(Protocol):
     def list(self) -> list[Silence]: ...
 
-    def put(self, silence: Silence) -> None: ...
+    def put(self, silence: Silence) -> bool:
+        """Store a new silence; False when its id is taken (nothing is overwritten)."""
+        ...
 
     def delete(self, silence_id: str) -> bool:
         """False when there is no such silence."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 ELLIPSIS = "…"
+# How much of a refused name or value a reason quotes: enough to recognise it.
+NAME_SHOWN = 40
 
 
 def clip(value: object, limit: int) -> str:

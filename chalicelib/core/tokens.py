@@ -26,6 +26,7 @@ class ScopeKind(enum.StrEnum):
     FLEET = "fleet"  # may post for any host: the token baked into user-data
     HOST = "host"  # may post for one host only
     ADMIN = "admin"  # reads and management, and posting for any host
+    PING = "ping"  # the ping key of /ping/<key>/<slug> (docs/JOBS.md): pings jobs, nothing else
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,12 @@ class Scope:
     @classmethod
     def parse(cls, text: str) -> Scope:
         """`fleet`, `admin` or `host:<name>`; ValueError names what is wrong."""
-        if text in (ScopeKind.FLEET, ScopeKind.ADMIN):
+        if text in (ScopeKind.FLEET, ScopeKind.ADMIN, ScopeKind.PING):
             return cls(ScopeKind(text))
         kind, sep, host = text.partition(":")
         if kind == ScopeKind.HOST and sep and host:
             return cls(ScopeKind.HOST, host)
-        raise ValueError(f"scope must be fleet, admin or host:<name>, got {text!r}")
+        raise ValueError(f"scope must be fleet, admin, ping or host:<name>, got {text!r}")
 
     def __str__(self) -> str:
         return f"host:{self.host}" if self.kind is ScopeKind.HOST else self.kind.value
@@ -49,11 +50,15 @@ class Scope:
     def may_post_for(self, host: str) -> bool:
         if self.kind is ScopeKind.HOST:
             return self.host == host
-        return True
+        return self.kind is not ScopeKind.PING
 
     @property
     def is_admin(self) -> bool:
         return self.kind is ScopeKind.ADMIN
+
+    @property
+    def may_ping(self) -> bool:
+        return self.kind is ScopeKind.PING
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,32 +1,41 @@
 """The alerting use-cases: evaluate the fleet on a schedule; list hosts and alerts.
 
 An evaluation reads three things (one Scan of hosts, one of alerts, one of
-silences), hands them to the pure core with the time, and writes only what
-the core returns: host writes, then each alert change with a compare-and-swap,
-then its notification, then the confirmation of that notification.
+silences), hands them to the pure core with the time, and applies only what
+the core returns: host writes, then each alert's steps in order (a
+compare-and-swap write, its notification, the confirmation of that
+notification, and so on), stopping an alert's steps at the first that does
+not go through.
 """
 
 from __future__ import annotations
 
+import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.core.alert_message import AlertKind, Severity
 from chalicelib.core.alerts import (
+    OPEN_STATES,
     AlertChange,
     AlertRecord,
     AlertState,
-    confirm_sent,
+    Confirm,
+    Publish,
+    Write,
     transition_point,
 )
 from chalicelib.core.errors import InvalidPayload, NotFound, Problem
 from chalicelib.core.evaluation import AlertingPolicy, Evaluation, HostAction, evaluate
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_status
 from chalicelib.core.history_rules import HistoryValues
+from chalicelib.core.instants import iso
+from chalicelib.core.jobs import Job, JobStore
 from chalicelib.core.matchers import Matcher
 from chalicelib.core.models import HostReport, Point
 from chalicelib.core.ports import (
@@ -42,6 +51,8 @@ from chalicelib.core.silences import Silence
 from chalicelib.core.status import StatusView, status_view
 
 logger = Logger(child=True)
+
+E = TypeVar("E", bound=enum.StrEnum)
 
 # The evaluate Lambda has 55 s; reads, compute and writes must fit well inside.
 WRITE_BUDGET = timedelta(seconds=40)
@@ -104,6 +115,7 @@ class AlertingService:
         metrics: MetricStore,
         policy: Callable[[], AlertingPolicy],
         budget: timedelta = WRITE_BUDGET,
+        jobs: JobStore | None = None,
         reader: Callable[[], MetricReader] | None = None,
     ) -> None:
         self.hosts = hosts
@@ -113,6 +125,7 @@ class AlertingService:
         self.metrics = metrics
         self._policy = policy
         self.budget = budget
+        self.jobs = jobs
         self._reader = reader  # history rules only: a run without them reads no history
 
     @property
@@ -136,10 +149,16 @@ class AlertingService:
         hosts = self.hosts.scan(policy.fields_used)
         records = {r.alert_id: r for r in self.alerts.scan()}
         silences = self.silences.list()
+        jobs = self._jobs()
+        # Job alerts are stepped by their own module (chalicelib/core/jobs.py).
+        host_records = {k: r for k, r in records.items() if r.kind is not AlertKind.JOB}
+        history = self._history(host_records, now)
         started = time.perf_counter()
-        evaluation = evaluate(
-            hosts, records, silences, policy, now, history=self._history(records, now)
-        )
+        evaluation = evaluate(hosts, host_records, silences, policy, now, history=history)
+        if jobs is not None and (jobs or len(host_records) < len(records)):
+            from chalicelib.services.jobs import job_changes
+
+            evaluation.alerts.extend(job_changes(jobs, records, silences, policy, now))
         report = EvaluationReport(
             hosts=len(hosts),
             statuses={k.value: v for k, v in evaluation.statuses.items() if v},
@@ -161,6 +180,17 @@ class AlertingService:
         if history.failed:
             logger.warning("history unavailable", extra={"rules": history.failed})
         return history
+
+    def _jobs(self) -> list[Job] | None:
+        """The jobs, or None when they cannot be read: their alerts then keep their
+        state this time (a missing table must not resolve them, nor stop the hosts)."""
+        if self.jobs is None:
+            return []
+        try:
+            return self.jobs.scan()
+        except BackendUnavailable as exc:
+            logger.warning("jobs not evaluated", extra={"reason": str(exc)})
+            return None
 
     def apply(
         self, evaluation: Evaluation, report: EvaluationReport, deadline: float | None = None
@@ -207,63 +237,77 @@ class AlertingService:
         report: EvaluationReport,
         points: dict[str, list[Point]],
     ) -> None:
+        """Apply one alert's steps in order, stopping at the first that does not go through."""
+        for step in change.steps:
+            match step:
+                case Write():
+                    done = self._write(step, now, report, points)
+                case Publish():
+                    done = self._publish(step, change.alert_id, report)
+                case Confirm():
+                    done = self._confirm(step, change.alert_id, report)
+            if not done:
+                return
+
+    def _write(
+        self, write: Write, now: datetime, report: EvaluationReport, points: dict[str, list[Point]]
+    ) -> bool:
         try:
-            if change.after is None:
-                assert change.before is not None
-                written = self.alerts.delete(change.before.alert_id, change.before.version)
+            if write.after is None:
+                assert write.before is not None
+                written = self.alerts.delete(write.before.alert_id, write.before.version)
             else:
-                written = self.alerts.put(change.after, change.expected_version)
+                written = self.alerts.put(write.after, write.expected_version)
         except BackendUnavailable as exc:
             report.write_failures += 1
             logger.warning(
-                "alert write failed", extra={"alert_id": change.alert_id, "reason": str(exc)}
+                "alert write failed", extra={"alert_id": write.alert_id, "reason": str(exc)}
             )
-            return
+            return False
         if not written:
             report.lost_races += 1
-            return
-        point = transition_point(change, now)
+            return False
+        point = transition_point(write, now)
         if point is not None:
             report.transitions += 1
-            record = change.after or change.before
+            record = write.after or write.before
             assert record is not None
             points.setdefault(record.host, []).append(point)
             logger.info(
                 "alert transition",
                 extra={
-                    "alert_id": change.alert_id,
+                    "alert_id": write.alert_id,
                     "from": point.fields["previous"],
                     "to": point.fields["status"],
                 },
             )
-        if change.publish is None or change.after is None:
-            return
+        return True
+
+    def _publish(self, publish: Publish, alert_id: str, report: EvaluationReport) -> bool:
         try:
-            self._publisher().publish(change.publish)
+            self._publisher().publish(publish.message)
         except Exception as exc:
             # The outbox stays on the record: once the lease runs out, the next
             # evaluation decides afresh what is owed and sends it.
             report.publish_failures += 1
             logger.warning(
                 "publish failed; will retry next evaluation",
-                extra={"alert_id": change.alert_id, "reason": str(exc)},
+                extra={"alert_id": alert_id, "reason": str(exc)},
             )
-            return
+            return False
         report.notifications += 1
-        confirmed = confirm_sent(change.after, now)
+        return True
+
+    def _confirm(self, confirm: Confirm, alert_id: str, report: EvaluationReport) -> bool:
         try:
-            if not self.alerts.put(confirmed, change.after.version):
-                return
+            return self.alerts.put(confirm.after, confirm.sent.version)
         except BackendUnavailable as exc:
             report.write_failures += 1
             logger.warning(
                 "could not record a sent notification; it may be sent again",
-                extra={"alert_id": change.alert_id, "reason": str(exc)},
+                extra={"alert_id": alert_id, "reason": str(exc)},
             )
-            return
-        follow = change.then(confirmed) if change.then is not None else None
-        if follow is not None:
-            self._apply_one(follow, now, report, points)
+            return False
 
     def _annotate(self, points: dict[str, list[Point]]) -> None:
         """Transitions as `alert` points, for graph annotations. Best effort: the
@@ -296,7 +340,7 @@ class AlertingService:
 
     def host_views(self, now: datetime, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """Hosts with their derived status. Filters: `state` (comma list), `host` (glob)."""
-        states = _choices(query.get("state"), {s.value for s in HostStatus}, "state")
+        states = _choices(query.get("state"), list(HostStatus), "state")
         pattern = _glob(query.get("host"), "host")
         policy = self.policy
         views = []
@@ -306,7 +350,7 @@ class AlertingService:
                 continue
             grace = policy.grace_for(h)
             status = host_status(h, now, grace)
-            if states and status.value not in states:
+            if states and status not in states:
                 continue
             views.append(host_view(h, status, grace))
         return views
@@ -314,22 +358,24 @@ class AlertingService:
     def alert_views(self, now: datetime, query: Mapping[str, str]) -> list[dict[str, Any]]:
         """Alerts, open ones by default. Filters: `state` (comma list or `all`), `host` (glob),
         `severity`."""
-        wanted = query.get("state") or "pending,firing"
-        states = (
-            {s.value for s in AlertState if s is not AlertState.INACTIVE}
-            if wanted == "all"
-            else _choices(wanted, {"pending", "firing", "resolved"}, "state")
-        )
+        stored = [s for s in AlertState if s is not AlertState.INACTIVE]
+        wanted = query.get("state")
+        if not wanted:
+            states: set[AlertState] = set(OPEN_STATES)
+        elif wanted == "all":
+            states = set(stored)
+        else:
+            states = _choices(wanted, stored, "state")
         pattern = _glob(query.get("host"), "host")
-        severities = _choices(query.get("severity"), {"critical", "warning", "info"}, "severity")
+        severities = _choices(query.get("severity"), list(Severity), "severity")
         silences = [s for s in self.silences.list() if s.active_at(now)]
         views = []
         for record in sorted(self.alerts.scan(), key=lambda r: (r.host, r.alert_id)):
-            if record.state.value not in states:
+            if record.state not in states:
                 continue
             if pattern is not None and not pattern.matches(record.host):
                 continue
-            if severities and record.severity.value not in severities:
+            if severities and record.severity not in severities:
                 continue
             views.append(alert_view(record, silences))
         return views
@@ -339,14 +385,14 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
     return {
         "host": h.host,
         "state": status.value,
-        "last_seen_at": h.last_seen_at.isoformat(timespec="seconds"),
-        "first_seen_at": h.first_seen_at.isoformat(timespec="seconds"),
+        "last_seen_at": iso(h.last_seen_at),
+        "first_seen_at": iso(h.first_seen_at),
         "interval_s": h.interval.total_seconds(),
         "grace_s": grace.total_seconds(),
         "tags": h.tags,
         "agent_name": h.agent_name,
         "agent_version": h.agent_version,
-        "retired_at": h.retired_at.isoformat(timespec="seconds") if h.retired_at else None,
+        "retired_at": iso(h.retired_at),
         "series": len(h.series),
         "services": {name: s.status for name, s in sorted(h.services.items())},
     }
@@ -355,9 +401,6 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
 def alert_view(record: AlertRecord, active_silences: list[Silence]) -> dict[str, Any]:
     builtin = record.builtin_labels()
     silenced_by = [s.silence_id for s in active_silences if s.matches(builtin, record.labels)]
-
-    def iso(at: datetime | None) -> str | None:
-        return at.isoformat(timespec="seconds") if at else None
 
     return {
         "alert_id": record.alert_id,
@@ -381,22 +424,24 @@ def alert_view(record: AlertRecord, active_silences: list[Silence]) -> dict[str,
     }
 
 
-def _choices(raw: str | None, allowed: set[str], name: str) -> set[str]:
+def _choices(raw: str | None, allowed: Sequence[E], name: str) -> set[E]:
+    """The members of `allowed` a comma list names; 400 naming any it does not know."""
     if not raw:
         return set()
+    by_value = {member.value: member for member in allowed}
     chosen = {part.strip() for part in raw.split(",") if part.strip()}
-    unknown = chosen - allowed
+    unknown = chosen - by_value.keys()
     if unknown:
         raise InvalidPayload(
             f"unknown {name}",
             [
                 Problem(
                     name,
-                    f"must be among {', '.join(sorted(allowed))}; got {', '.join(sorted(unknown))}",
+                    f"must be among {', '.join(sorted(by_value))}; got {', '.join(sorted(unknown))}",
                 )
             ],
         )
-    return chosen
+    return {by_value[value] for value in chosen}
 
 
 def _glob(raw: str | None, name: str) -> Matcher | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from chalicelib.core.errors import Forbidden, Problem
 from chalicelib.core.hosts import host_update
 from chalicelib.core.ingest import ParsedRequest, parse_ingest
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import HostReport, Rejection, Shape
 from chalicelib.core.ports import HostStore, MetricStore
@@ -53,11 +55,21 @@ class IngestService:
         second fails the agent retries the whole post, and the identical
         resend of the points is harmless.
         """
-        parsed = parse_ingest(raw, content_type, content_encoding, self.limits, _ms(now))
+        parsed = parse_ingest(raw, content_type, content_encoding, self.limits, ms_of_instant(now))
         return self.store(principal, parsed, now)
 
-    def store(self, principal: Principal, parsed: ParsedRequest, now: datetime) -> IngestResult:
-        """Authorize and store an already validated request (any body shape)."""
+    def store(
+        self,
+        principal: Principal,
+        parsed: ParsedRequest,
+        now: datetime,
+        silent: Collection[str] = (),
+    ) -> IngestResult:
+        """Authorize and store an already validated request (any body shape).
+
+        Hosts in `silent` get their points stored but are not recorded as heard
+        (a Prometheus target that is down still has its `up` sample sent).
+        """
         refused = [
             Problem(
                 "host",
@@ -73,6 +85,8 @@ class IngestService:
         rejected.extend(stored_rejections)
         refused_paths = {r.path for r in stored_rejections}
         for report in parsed.reports:
+            if report.host in silent:
+                continue
             self.hosts.record(host_update(_without(report, refused_paths), now))
         event_paths = {e.path for r in parsed.reports for e in r.events}
         refused_events = sum(1 for r in stored_rejections if r.path in event_paths)
@@ -100,7 +114,3 @@ def _without(report: HostReport, paths: set[str]) -> HostReport:
         points=[p for p in report.points if p.path not in paths],
         events=[e for e in report.events if e.path not in paths],
     )
-
-
-def _ms(now: datetime) -> int:
-    return int(now.timestamp() * 1000)

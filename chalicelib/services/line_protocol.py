@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from chalicelib.core.errors import InvalidPayload
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.limits import Limits
 from chalicelib.core.line_protocol import parse_line_protocol
 from chalicelib.core.models import InfluxApi
@@ -42,7 +43,7 @@ class LineProtocolIngest:
             precision=precision,
             api=api,
             limits=self.limits,
-            now_ms=int(now.timestamp() * 1000),
+            now_ms=ms_of_instant(now),
         )
         if api is InfluxApi.V2 and not parsed.reports and not parsed.rejected:
             raise InvalidPayload("writing requires points")  # InfluxDB 2.x's answer to no lines

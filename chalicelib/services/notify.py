@@ -1,6 +1,9 @@
 """The notify use-case: one SNS alert message to one channel, as a pipeline of small stages.
 
-    parse → route → dedup (claim in the ledger) → decide → deliver with retries → record
+    parse → route → claim (dedup in the ledger) → decide → send (with retries) → record
+
+`deliver` runs the last four as named stages, each a small method that hands
+the delivery on or ends it (in the manner of Alertmanager's notify pipeline).
 
 A message that is not Contract 2 is logged and dropped: retrying cannot fix
 it. A permanent refusal (400, 403, 404, 410) is logged and recorded, not
@@ -15,14 +18,17 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.core.alert_message import AlertStatus, Severity, parse_alert_message
+from chalicelib.core.errors import AttemptFailed
 from chalicelib.core.notify import (
     Channel,
+    Claim,
     ClaimStatus,
     Delivery,
     DeliveryError,
@@ -30,10 +36,12 @@ from chalicelib.core.notify import (
     DeliveryState,
     Notification,
     Outcome,
-    RetryPolicy,
-    decide,
+)
+from chalicelib.core.notify import (
+    decide as skip_reason,
 )
 from chalicelib.core.ports import DeliveryLedger, Notifier
+from chalicelib.core.retry import GaveUp, Retrier, RetryPolicy
 
 logger = Logger(child=True)
 
@@ -120,55 +128,109 @@ class NotifyService:
         return self.deliver(Delivery(message_id, channel, message))
 
     def deliver(self, delivery: Delivery) -> Outcome:
-        """Claim, decide, send with retries and record one delivery.
+        """Run one delivery through the stages: claim, decide, send, record.
 
+        Each stage either hands the delivery on or ends it with an Outcome
+        (raising DeliveryIncomplete when it must be retried later).
         `fleetpulse notify test` calls this directly, with the handler's
-        configuration and secrets. Raises DeliveryIncomplete when it must be
-        retried later, BackendUnavailable when the ledger cannot be reached.
+        configuration and secrets. Raises BackendUnavailable when the ledger
+        cannot be reached.
         """
-        message, channel = delivery.message, delivery.channel
-        context = {
-            "channel": channel.value,
-            "message_id": delivery.message_id,
-            "dedup_key": message["dedup_key"],
-            "alert_status": message["status"],
-            "severity": message["severity"],
-        }
-        claim = self.ledger.claim(delivery, self.clock(), self.lease)
+        job = _Job(delivery)
+        for stage in (self.claim, self.decide, self.send, self.record):
+            outcome = stage(job)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("the record stage always ends a delivery")  # pragma: no cover
+
+    def claim(self, job: _Job) -> Outcome | None:
+        """Take the delivery in the ledger, with a lease; a repeat of a finished one ends here."""
+        claim = self.ledger.claim(job.delivery, self.clock(), self.lease)
         if claim.status is ClaimStatus.DONE:
             logger.info(
                 "already delivered: a repeat of this SNS message does nothing",
-                extra={**context, "state": claim.previous},
+                extra={**job.context, "state": claim.previous},
             )
             return Outcome.DUPLICATE
         if claim.status is ClaimStatus.BUSY:
             raise DeliveryIncomplete(
-                f"{channel} delivery of message {delivery.message_id} is in progress elsewhere"
+                f"{job.delivery.channel} delivery of message {job.delivery.message_id} "
+                "is in progress elsewhere"
             )
+        job.claim = claim
+        return None
 
+    def decide(self, job: _Job) -> Outcome | None:
+        """Whether to send, from what the channel already got for the episode (core.notify)."""
+        message, channel = job.delivery.message, job.delivery.channel
         episode = self.ledger.episode(message["dedup_key"], channel)
-        skip = decide(channel, message, episode)
+        skip = skip_reason(channel, message, episode)
         if skip is not None:
-            self.ledger.finish(delivery, claim, DeliveryRecord(skip), self.clock())
-            logger.info("not sent: " + skip.value, extra=context)
-            return Outcome(skip.value)
-
+            job.record = DeliveryRecord(skip)
+            return None
         firing = message["status"] == AlertStatus.FIRING
-        notification = Notification(
+        job.notification = Notification(
             message, self.clock(), reminder=episode.firing_sent if firing else 0
         )
+        return None
+
+    def send(self, job: _Job) -> Outcome | None:
+        """Send with retries under the RetryPolicy; what happened becomes the job's record."""
+        if job.notification is None:
+            return None  # decided not to send
+        notification = job.notification
+        retrier = Retrier(self.policy, self.monotonic, self.sleep, self.jitter)
+
+        def heard(attempt: int, error: AttemptFailed, wait: timedelta | None) -> None:
+            logger.warning(
+                "delivery attempt failed",
+                extra={
+                    **job.context,
+                    "attempt": attempt,
+                    "reason": error.reason,
+                    "response_code": getattr(error, "status", None),
+                    "permanent": getattr(error, "permanent", False),
+                    "retry_in_s": wait.total_seconds() if wait is not None else None,
+                },
+            )
+
         try:
-            record = self._send_with_retries(self.notifiers[channel](), notification, context)
+            notifier = self.notifiers[job.delivery.channel]()
+            status, attempts = retrier.run(lambda left: notifier.send(notification, left), heard)
+            job.record = DeliveryRecord(DeliveryState.SENT, attempts, status)
+        except GaveUp as exc:
+            error = exc.error
+            permanent = isinstance(error, DeliveryError) and error.permanent
+            job.record = DeliveryRecord(
+                DeliveryState.FAILED_PERMANENT if permanent else DeliveryState.FAILED_TEMPORARY,
+                exc.attempts,
+                getattr(error, "status", None),
+                error.reason,
+            )
         except Exception as exc:
             # A bug, not a refusal: free the claim now so Lambda's retry can
             # take it, instead of waiting for the lease to run out.
             failed = DeliveryRecord(DeliveryState.FAILED_TEMPORARY, error=type(exc).__name__)
-            self.ledger.finish(delivery, claim, failed, self.clock())
+            self.ledger.finish(job.delivery, job.claimed, failed, self.clock())
             raise
-        self.ledger.finish(delivery, claim, record, self.clock())
+        return None
+
+    def record(self, job: _Job) -> Outcome:
+        """Finish the claim with how the delivery ended; a temporary failure fails the
+        invocation, so Lambda delivers the message again."""
+        record = job.record
+        assert record is not None
+        self.ledger.finish(job.delivery, job.claimed, record, self.clock())
+        context, channel = job.context, job.delivery.channel
+        if record.state in (DeliveryState.SKIPPED_REMINDER, DeliveryState.SKIPPED_STALE):
+            logger.info("not sent: " + record.state.value, extra=context)
+            return Outcome(record.state.value)
         result = {**context, "attempts": record.attempts, "response_code": record.response_code}
         if record.state is DeliveryState.SENT:
-            logger.info("notification sent", extra={**result, "reminder": notification.reminder})
+            assert job.notification is not None
+            logger.info(
+                "notification sent", extra={**result, "reminder": job.notification.reminder}
+            )
             return Outcome.SENT
         if record.state is DeliveryState.FAILED_PERMANENT:
             logger.error(
@@ -182,39 +244,29 @@ class NotifyService:
         )
         raise DeliveryIncomplete(f"{channel}: {record.error}")
 
-    def _send_with_retries(
-        self, notifier: Notifier, notification: Notification, context: dict[str, Any]
-    ) -> DeliveryRecord:
-        started = self.monotonic()
 
-        def elapsed() -> timedelta:
-            return timedelta(seconds=self.monotonic() - started)
+@dataclass(slots=True)
+class _Job:
+    """One delivery on its way through the stages: what each stage found so far."""
 
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                status = notifier.send(notification, self.policy.deadline - elapsed())
-            except DeliveryError as exc:
-                wait = self.policy.wait_before_retry(attempt, exc, elapsed(), self.jitter())
-                logger.warning(
-                    "delivery attempt failed",
-                    extra={
-                        **context,
-                        "attempt": attempt,
-                        "reason": exc.reason,
-                        "response_code": exc.status,
-                        "permanent": exc.permanent,
-                        "retry_in_s": wait.total_seconds() if wait is not None else None,
-                    },
-                )
-                if wait is None:
-                    state = (
-                        DeliveryState.FAILED_PERMANENT
-                        if exc.permanent
-                        else DeliveryState.FAILED_TEMPORARY
-                    )
-                    return DeliveryRecord(state, attempt, exc.status, exc.reason)
-                self.sleep(wait.total_seconds())
-                continue
-            return DeliveryRecord(DeliveryState.SENT, attempt, status)
+    delivery: Delivery
+    claim: Claim | None = None
+    notification: Notification | None = None  # None after decide: not to be sent
+    record: DeliveryRecord | None = None  # how it ended, for the ledger
+
+    @property
+    def claimed(self) -> Claim:
+        assert self.claim is not None
+        return self.claim
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """What every log line about this delivery carries."""
+        message = self.delivery.message
+        return {
+            "channel": self.delivery.channel.value,
+            "message_id": self.delivery.message_id,
+            "dedup_key": message["dedup_key"],
+            "alert_status": message["status"],
+            "severity": message["severity"],
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,9 @@ class SilenceService:
         silence = parse_silence(
             body, silence_id=secrets.token_hex(6), now=now, created_by=created_by
         )
-        self.store.put(silence)
+        # 48 random bits: a taken id is all but impossible, and costs only a new one.
+        while not self.store.put(silence):
+            silence = replace(silence, silence_id=secrets.token_hex(6))
         return silence
 
     def list(self, now: datetime, state: str | None = None) -> list[dict[str, Any]]:

@@ -50,7 +50,8 @@ def backend_errors(what: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         raise CommandError(f"{what}: {error.get('Code')}: {error.get('Message')}") from None
     except (BotoCoreError, BackendUnavailable) as exc:
-        raise CommandError(f"{what}: {exc}") from None
+        text = str(exc)  # the DynamoDB stores already name their table
+        raise CommandError(text if text.startswith(what) else f"{what}: {text}") from None
 
 
 def short_time(at: datetime | None) -> str:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument(
         "--scope",
         required=True,
-        help="fleet (post for any host), host:<name> (post for one host) or admin",
+        help="fleet (post for any host), host:<name> (post for one host), admin, or ping (the ping key of /ping/<key>/<slug>)",
     )
     create.add_argument("--name", default="", help="what the token is for, shown in `list`")
     create.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -48,7 +48,9 @@ def create_token(args: argparse.Namespace) -> int:
     token_id, token = mint(secrets.token_bytes(ID_BYTES + SECRET_BYTES))
     record = TokenRecord(token_id, token_hash(token), scope, args.name, datetime.now(UTC))
     with common.backend_errors("tokens table"):
-        common.services(args).token_store.put(record)
+        stored = common.services(args).token_store.put(record)
+    if not stored:  # 56 random bits: all but impossible
+        raise common.CommandError(f"token id {token_id} is taken; run the command again")
     if args.json:
         print(
             json.dumps(

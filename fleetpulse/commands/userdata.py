@@ -26,7 +26,7 @@ from pathlib import Path
 from fleetpulse.agentbuild import REPO, bundle, unit_text
 
 USER_DATA_LIMIT = 16 * 1024
-LEAVE_OUT = ("install", "status")
+LEAVE_OUT = ("install", "status", "jobs", "procs", "probes", "diagnose", "checks")
 # Raw LZMA2 (no .xz container: its headers are bytes EC2 does not give) with a
 # dictionary the script names when it unpacks.
 XZ_FILTER = {

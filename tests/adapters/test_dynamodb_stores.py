@@ -1,8 +1,9 @@
-"""DynamoDB token and host stores against moto."""
+"""The hosts table's item layout and request shapes (moto and the service model).
+
+What every HostStore must do is in test_host_store.py; this is how DynamoDB does it."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,37 +13,10 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.dynamodb import DynamoDBHostStore, ddb_number
 from chalicelib.core.hosts import HostState, HostUpdate, SeriesLatest, ServiceLatest
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.ports import BackendUnavailable
-from chalicelib.core.tokens import ID_BYTES, SECRET_BYTES, Scope, TokenRecord, mint, token_hash
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-def token_record(scope: str = "fleet", name: str = "") -> TokenRecord:
-    token_id, token = mint(os.urandom(ID_BYTES + SECRET_BYTES))
-    return TokenRecord(token_id, token_hash(token), Scope.parse(scope), name, NOW)
-
-
-def test_tokens_round_trip_list_revoke_and_touch(aws_services):
-    store = aws_services.token_store
-    a, b = token_record("fleet", "user-data"), token_record("host:web-1")
-    b = TokenRecord(b.token_id, b.token_hash, b.scope, b.name, NOW + timedelta(minutes=1))
-    store.put(a)
-    store.put(b)
-    assert store.get(a.token_id) == a
-    assert store.get("nosuchtoken12") is None
-    assert [r.token_id for r in store.list()] == [a.token_id, b.token_id]
-
-    assert store.revoke(a.token_id, NOW + timedelta(hours=1))
-    assert store.revoke(a.token_id, NOW + timedelta(hours=2))  # revoking twice keeps the first time
-    assert store.get(a.token_id).revoked_at == NOW + timedelta(hours=1)
-    assert not store.revoke("nosuchtoken12", NOW)
-
-    store.touch(b.token_id, NOW + timedelta(minutes=5))
-    assert store.get(b.token_id).last_used_at == NOW + timedelta(minutes=5)
-    assert store.get(b.token_id).scope == Scope.parse("host:web-1")
-    with pytest.raises(Exception, match="ConditionalCheckFailed"):
-        store.put(a)  # ids never collide silently
 
 
 def update(**overrides) -> HostUpdate:
@@ -78,8 +52,8 @@ def test_first_and_later_posts_update_one_item(aws_services):
     )
     store.record(later)
     item = store.get("web-1")
-    assert item["first_seen_at"] == int(NOW.timestamp() * 1000)
-    assert item["last_seen_at"] == int((NOW + timedelta(minutes=1)).timestamp() * 1000)
+    assert item["first_seen_at"] == ms_of_instant(NOW)
+    assert item["last_seen_at"] == ms_of_instant(NOW + timedelta(minutes=1))
     assert item["interval_s"] == 60  # a post that does not say keeps what the host said
     assert item["tags"] == {"role": "web"}
     assert item["agent_version"] == "0.1.0"
@@ -120,22 +94,79 @@ def test_many_series_are_split_across_requests_but_all_land(aws_services):
 def test_an_item_dynamodb_refuses_still_records_the_heartbeat():
     client = boto3.client("dynamodb", region_name="us-east-1")
     store = DynamoDBHostStore(client, "hosts")
+    seen = {"N": str(ms_of_instant(NOW))}
+    heartbeat_names = {
+        "#a0": "last_seen_at",
+        "#a1": "first_seen_at",
+        "#a2": "state",
+        "#a3": "interval_s",
+        "#a4": "tags",
+        "#a5": "agent_name",
+        "#a6": "agent_version",
+        "#a7": "retired_at",
+        "#a8": "lifecycle",  # a host that posts is back from a lifecycle pause
+    }
+    heartbeat_values = {
+        ":v0": seen,
+        ":v1": seen,
+        ":v2": {"S": "up"},
+        ":v3": {"N": "60"},
+        ":v4": {"M": {"role": {"S": "web"}}},
+        ":v5": {"S": "fleetpulse-agent"},
+        ":v6": {"S": "0.1.0"},
+    }
+    heartbeat_set = (
+        "SET #a0 = :v0, #a1 = if_not_exists(#a1, :v1), #a2 = :v2, #a3 = :v3, #a4 = :v4,"
+        " #a5 = :v5, #a6 = :v6"
+    )
     stub = Stubber(client)
     stub.add_client_error(
-        "update_item", "ValidationException", "Item size has exceeded the maximum allowed size"
+        "update_item",
+        "ValidationException",
+        "Item size has exceeded the maximum allowed size",
+        expected_params={
+            "TableName": "hosts",
+            "Key": {"host": {"S": "web-1"}},
+            "UpdateExpression": heartbeat_set + ", #a9 = :v9 REMOVE #a7, #a8",
+            "ExpressionAttributeNames": heartbeat_names | {"#a9": "s#m"},
+            "ExpressionAttributeValues": heartbeat_values
+            | {
+                ":v9": {
+                    "M": {
+                        "m": {"S": "m"},
+                        "tags": {"M": {}},
+                        "t": {"N": "1"},
+                        "f": {"M": {"v": {"N": "1.0"}}},
+                    }
+                }
+            },
+        },
     )
-    stub.add_response("update_item", {})
+    # The same heartbeat again, without the latest values.
+    stub.add_response(
+        "update_item",
+        {},
+        expected_params={
+            "TableName": "hosts",
+            "Key": {"host": {"S": "web-1"}},
+            "UpdateExpression": heartbeat_set + " REMOVE #a7, #a8",
+            "ExpressionAttributeNames": heartbeat_names,
+            "ExpressionAttributeValues": heartbeat_values,
+        },
+    )
     with stub:
         store.record(update(series={"m": SeriesLatest("m", {}, 1, {"v": 1.0})}))
     stub.assert_no_pending_responses()
 
 
-def test_host_table_faults_are_backend_unavailable():
+def test_a_refused_heartbeat_is_backend_unavailable():
     client = boto3.client("dynamodb", region_name="us-east-1")
     stub = Stubber(client)
-    stub.add_client_error("update_item", "ProvisionedThroughputExceededException", "slow down")
-    with stub, pytest.raises(BackendUnavailable, match="ProvisionedThroughputExceeded"):
+    stub.add_client_error("update_item", "ValidationException", "Item size has exceeded")
+    stub.add_client_error("update_item", "ValidationException", "Item size has exceeded")
+    with stub, pytest.raises(BackendUnavailable, match="hosts table: ValidationException"):
         DynamoDBHostStore(client, "hosts").record(update())
+    stub.assert_no_pending_responses()
 
 
 @pytest.mark.parametrize(
@@ -162,7 +193,7 @@ def test_the_history_slot_rides_in_the_heartbeat_request(aws_services):
         "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params)
     )
     store = aws_services.host_store
-    t = int(NOW.timestamp() * 1000) + 17 * 60_000
+    t = ms_of_instant(NOW) + 17 * 60_000
     store.record(update(history=HistoryPoint(t, 12.5, 40.0)))
     store.record(update(history=HistoryPoint(t + 60_000, None, 41.0)))
     assert len(calls) == 2  # no extra request, no read
@@ -176,3 +207,28 @@ def test_the_history_slot_rides_in_the_heartbeat_request(aws_services):
         HistoryPoint(t, 12.5, 40.0),
         HistoryPoint(t + 60_000, None, 41.0),
     ]
+
+
+def test_the_collectors_stores_load_only_their_tables_modules():
+    """The package re-exports every store, but a post loads only the tokens and hosts
+    modules: not the alerting and notification domain behind the other tables."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from chalicelib.adapters.dynamodb import DynamoDBHostStore, DynamoDBTokenStore\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('chalicelib'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert {"chalicelib.adapters.dynamodb.tokens", "chalicelib.adapters.dynamodb.hosts"} <= loaded
+    assert not loaded & {
+        "chalicelib.adapters.dynamodb.alerts",
+        "chalicelib.adapters.dynamodb.silences",
+        "chalicelib.adapters.dynamodb.ledger",
+        "chalicelib.core.alerts",
+        "chalicelib.core.notify",
+    }

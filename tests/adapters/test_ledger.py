@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.adapters.ledger import DynamoDBLedger, InMemoryLedger
+from chalicelib.adapters.dynamodb import DynamoDBLedger
 from chalicelib.core.notify import (
     Channel,
     ClaimStatus,
@@ -24,15 +24,9 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 
 
-@pytest.fixture(params=["dynamodb", "memory"])
-def ledger(request):
-    if request.param == "memory":
-        return InMemoryLedger()
-    request.getfixturevalue("aws")
-    settings = Settings.from_env({})
-    clients = AwsClients(region="us-east-1")
-    create_all(settings, clients)
-    return DynamoDBLedger(clients.get("dynamodb"), settings.ledger_table)
+@pytest.fixture
+def ledger(stores):
+    return stores.ledger
 
 
 def firing(message_id: str = "m-1", channel: Channel = Channel.SLACK) -> Delivery:

@@ -34,6 +34,7 @@ def settings(tmp_path: Path, url: str, **overrides: Any) -> dict[str, str]:
         "statsd": "off",
         "dns_fallback": "",
         "ec2_tags": "false",
+        "processes": "false",
         "connect_timeout": "1",
         "tls_timeout": "1",
         "read_timeout": "1",

@@ -15,7 +15,7 @@ def test_defaults_fill_what_file_and_environment_leave_out(tmp_path) -> None:
     assert cfg.sample_interval == 10
     assert cfg.send_interval == 60
     assert cfg.statsd == ("127.0.0.1", 8125)
-    assert cfg.dns_fallback == [("1.1.1.1", 53), ("8.8.8.8", 53)]
+    assert cfg.dns_fallback == [("169.254.169.253", 53)]  # the VPC resolver
     assert cfg.host  # the machine's own name
     assert config.ingest_url(cfg) == "https://collector.example.com/v1/ingest"
 

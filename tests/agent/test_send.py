@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fake_collector import FakeCollector
-from fleetpulse_agent import send
+from fleetpulse_agent import config, send
 from fleetpulse_agent.send import SendError, request, retry_after
 
 
@@ -39,7 +40,7 @@ def cfg(**overrides: object) -> SimpleNamespace:
 
 
 class FakeDNS:
-    """A UDP DNS server on 127.0.0.1 answering A queries for the names it knows."""
+    """A UDP DNS server on 127.0.0.1 answering A and AAAA queries for the names it knows."""
 
     def __init__(self, records: dict[str, str]) -> None:
         self.records = records
@@ -61,15 +62,21 @@ class FakeDNS:
                 labels.append(data[pos + 1 : pos + 1 + data[pos]].decode())
                 pos += data[pos] + 1
             question = data[12 : pos + 5]
+            qtype = struct.unpack("!H", data[pos + 1 : pos + 3])[0]
             name = ".".join(labels)
             self.queries.append(name)
             ip = self.records.get(name)
             if ip is None:
                 self.sock.sendto(qid + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + question, peer)
                 continue
-            # a CNAME first, then the A record: the client must walk past both
+            family, rtype = (socket.AF_INET6, 28) if ":" in ip else (socket.AF_INET, 1)
+            if qtype != rtype:  # the name exists, without an address of that family
+                self.sock.sendto(qid + b"\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00" + question, peer)
+                continue
+            # a CNAME first, then the address record: the client must walk past both
             cname = b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c\x00\x02\xc0\x0c"
-            answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(ip)
+            packed = socket.inet_pton(family, ip)
+            answer = b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, 60, len(packed)) + packed
             self.sock.sendto(
                 qid + b"\x81\x80\x00\x01\x00\x02\x00\x00\x00\x00" + question + cname + answer, peer
             )
@@ -216,7 +223,39 @@ def test_when_the_system_resolver_fails_the_fallback_resolvers_are_asked(dns, co
     url = f"http://collector.fleetpulse.invalid:{collector.port}/v1/ingest"
     response = request("GET", url, b"", {}, cfg(dns_fallback=[("127.0.0.1", 9), dns.address]))
     assert response.status == 200
-    assert dns.queries == ["collector.fleetpulse.invalid"]
+    assert dns.queries == ["collector.fleetpulse.invalid"] * 2  # A and AAAA
+
+
+class _V6Server(HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_fallback_resolver_gives_ipv6_addresses_too(dns) -> None:
+    server = _V6Server(("::1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dns.records["v6.fleetpulse.invalid"] = "::1"  # an AAAA record only
+        url = f"http://v6.fleetpulse.invalid:{server.server_address[1]}/v1/health"
+        response = request("GET", url, b"", {}, cfg(dns_fallback=[dns.address]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (response.status, response.body) == (200, b"ok")
+
+
+def test_the_fallback_resolver_is_the_vpcs_unless_configured() -> None:
+    assert config.load(env={}, require_url=False).dns_fallback == [("169.254.169.253", 53)]
 
 
 def test_when_every_resolver_fails_the_error_says_so(dns) -> None:
@@ -273,7 +312,7 @@ def test_tls_through_a_fallback_resolver_is_verified_against_the_real_name(
     url = f"https://collector.fleetpulse.invalid:{collector.port}/v1/health"
     response = request("GET", url, b"", {}, cfg(dns_fallback=[dns.address], ca_file=str(cert)))
     assert response.status == 200
-    assert dns.queries == ["collector.fleetpulse.invalid"]  # the address came from the fallback
+    assert dns.queries == ["collector.fleetpulse.invalid"] * 2  # A and AAAA, from the fallback
 
 
 def test_tls_to_a_certificate_for_another_name_is_refused(dns, tls_collector, tmp_path) -> None:

@@ -308,3 +308,75 @@ def test_the_agent_and_influxd_stop_when_the_stack_is_killed(tmp_path, rules):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def put_ec2_event(detail_type: str, detail: dict) -> None:
+    """What EC2 puts on the default bus, sent the way any AWS client reaches the local stack:
+    PutEvents against the endpoint in .fleetpulse/local.env."""
+    import boto3
+
+    env = dict(
+        line.split("=", 1)
+        for line in (Path(".fleetpulse") / "local.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    events = boto3.client(
+        "events",
+        endpoint_url=env["FLEETPULSE_AWS_ENDPOINT_URL"].strip("'\""),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    answer = events.put_events(
+        Entries=[{"Source": "aws.ec2", "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )
+    assert answer["FailedEntryCount"] == 0
+
+
+def post_as_instance(stack, host, instance_id):
+    response = requests.post(
+        f"{stack.url}/v1/ingest",
+        headers={"Authorization": f"Bearer {stack.fleet_token}"},
+        json={"host": host, "heartbeat": {"interval": 1}, "tags": {"instance_id": instance_id}},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_ec2_events_on_the_local_bus_retire_and_pause_hosts_without_a_page(
+    rules, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLEETPULSE_HEARTBEAT_GRACE", "1s")
+    lines: list[str] = []
+    stack = LocalStack(port=free_port(), state_dir=Path(".fleetpulse"), tick=0.3, agent=False)
+    stack.out = lines.append
+    try:
+        stack.start()
+        post_as_instance(stack, "spot-1", "i-0spot")
+        post_as_instance(stack, "web-1", "i-0web")
+        post_as_instance(stack, "crash-1", "i-0crash")  # dies without an event: a real outage
+        put_ec2_event(
+            "EC2 Spot Instance Interruption Warning",
+            {"instance-id": "i-0spot", "instance-action": "terminate"},
+        )
+        put_ec2_event(
+            "EC2 Instance State-change Notification", {"instance-id": "i-0web", "state": "stopped"}
+        )
+        until(lambda: hosts(stack)["spot-1"]["state"] == "retired")
+        until(lambda: hosts(stack)["web-1"]["state"] == "paused")
+        # All three fall silent; only the one EC2 said nothing about pages.
+        down = stack.inbox.wait_for(lambda n: n.status == "firing", timeout=20)
+        assert down is not None
+        assert down.host == "crash-1"
+        assert {n.host for n in stack.inbox.notices} == {"crash-1"}
+        assert {h: v["state"] for h, v in hosts(stack).items()} == {
+            "spot-1": "retired",
+            "web-1": "paused",
+            "crash-1": "down",
+        }
+        post_as_instance(stack, "web-1", "i-0web")  # started again: up
+        assert hosts(stack)["web-1"]["state"] in ("new", "up")
+        assert sum("ec2_lifecycle: event delivered" in line for line in lines) == 2
+    finally:
+        stack.stop()

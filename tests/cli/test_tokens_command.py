@@ -63,7 +63,7 @@ def test_list_shows_ids_and_never_secrets_and_revoke_hides_them(tables, capsys):
 def test_mistakes_are_one_line_errors(tables, capsys):
     status, _, err = run(capsys, "tokens", "create", "--scope", "root")
     assert status == 1
-    assert err.strip() == "fleetpulse: scope must be fleet, admin or host:<name>, got 'root'"
+    assert err.strip() == "fleetpulse: scope must be fleet, admin, ping or host:<name>, got 'root'"
     status, _, err = run(capsys, "tokens", "revoke", "nosuchtoken0")
     assert (status, err.strip()) == (1, "fleetpulse: no token with id 'nosuchtoken0'")
 

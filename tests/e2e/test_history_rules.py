@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.memory import (
-    InMemoryAlertPublisher,
-    InMemoryAlertStore,
-    InMemorySilenceStore,
-)
 from chalicelib.core.evaluation import AlertingPolicy
 from chalicelib.core.rules import parse_rules
 from chalicelib.core.series import Series, SeriesQuery
 from tests.support.history import HISTORY_NOW
+from tests.support.memory import (
+    InMemoryAlertPublisher,
+    InMemoryAlertStore,
+    InMemorySilenceStore,
+)
 
 NOW = HISTORY_NOW
 STEP = timedelta(minutes=5)

@@ -16,11 +16,11 @@ from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from chalicelib.adapters.memory import InMemoryHostStore, InMemoryTokenStore
 from chalicelib.settings import Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.stack import free_port
 from tests.support.http import add_token
+from tests.support.memory import InMemoryHostStore, InMemoryTokenStore
 
 
 def serve(services: Services) -> Iterator[str]:

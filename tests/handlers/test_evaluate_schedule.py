@@ -66,7 +66,7 @@ def test_a_quiet_evaluation_writes_nothing(alerting_stack):
     stack.clock.advance(MIN)
     report = stack.evaluate()
     assert report["transitions"] == 0
-    assert sorted(calls) == ["Scan", "Scan", "Scan"]  # hosts, alerts, silences
+    assert sorted(calls) == ["Scan", "Scan", "Scan", "Scan"]  # hosts, alerts, silences, jobs
 
 
 def test_a_host_that_stops_posting_is_paged_and_resolves_when_it_returns(alerting_stack):

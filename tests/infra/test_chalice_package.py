@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.lifecycle import EVENT_PATTERN as EC2_LIFECYCLE_PATTERN
 from chalicelib.settings import Settings
 from fleetpulse import cfn
 from fleetpulse.deploy import stage_environment
@@ -33,6 +34,9 @@ pytestmark = pytest.mark.slow
 FUNCTIONS = {
     "APIHandler": "app.app",
     "Evaluate": "app.evaluate",
+    "Checks": "app.schedule_checks",
+    "RunChecks": "app.run_checks",
+    "Ec2Lifecycle": "app.ec2_lifecycle",
     "NotifySlack": "app.notify_slack",
     "NotifyPagerduty": "app.notify_pagerduty",
 }
@@ -106,6 +110,10 @@ def test_environment_timeouts_memory_and_concurrency_come_from_config_json(packa
     assert seen == {
         "APIHandler": (25, memory, None),
         "Evaluate": (55, memory, None),
+        "Checks": (55, memory, None),
+        # A batch's runs wait on the network; sub-minute checks keep it a minute.
+        "RunChecks": (120, memory, None),
+        "Ec2Lifecycle": (25, memory, None),
         # Slack takes about a message a second: two at a time, the rest queue in Lambda.
         "NotifySlack": (30, memory, 2),
         "NotifyPagerduty": (30, memory, None),
@@ -118,6 +126,14 @@ def test_triggers_the_schedule_the_topic_of_the_stage_and_the_api(package):
     r = resources(package)
     assert r["Evaluate"]["Properties"]["Events"] == {
         "EvaluateEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    }
+    assert r["Checks"]["Properties"]["Events"] == {
+        "ChecksEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    }
+    [lifecycle] = r["Ec2Lifecycle"]["Properties"]["Events"].values()
+    assert lifecycle == {
+        "Type": "CloudWatchEvent",
+        "Properties": {"Pattern": EC2_LIFECYCLE_PATTERN},
     }
     topic = stack(Settings.from_env({"FLEETPULSE_STAGE": stage})).resolve(
         cfn.load()["Resources"]["AlertsTopic"]["Properties"]["TopicName"], {}
@@ -149,6 +165,15 @@ def test_the_package_ships_the_app_and_its_runtime_dependencies_only(package):
     assert any(n.startswith("yaml/") for n in names)
     # The operator's command, the tests and the agent stay home.
     assert not [n for n in names if n.startswith(("fleetpulse/", "tests/", "agent/", "bench/"))]
+    # So do the in-memory stores only tests and benchmarks use.
+    assert "chalicelib/adapters/dynamodb/hosts.py" in names
+    with zipfile.ZipFile(archive) as z:
+        fakes = [
+            n
+            for n in names
+            if n.startswith("chalicelib/") and n.endswith(".py") and b"class InMemory" in z.read(n)
+        ]
+    assert fakes == []
 
 
 def test_cfn_lint_passes_on_the_generated_template(package):
@@ -186,7 +211,18 @@ def test_the_expanded_template_subscribes_both_notifiers_and_schedules_the_evalu
         if r["Type"] == "AWS::SNS::Subscription"
     )
     assert subscriptions == [("NotifyPagerduty", "lambda"), ("NotifySlack", "lambda")]
-    [rule] = [r for r in expanded.values() if r["Type"] == "AWS::Events::Rule"]
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Evaluate", "Arn"]}
+    rules = {
+        r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: r["Properties"]
+        for r in expanded.values()
+        if r["Type"] == "AWS::Events::Rule"
+    }
+    assert set(rules) == {"Evaluate", "Checks", "Ec2Lifecycle"}
+    assert rules["Evaluate"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rules["Checks"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rules["Ec2Lifecycle"]["EventPattern"] == EC2_LIFECYCLE_PATTERN
     assert stage in json.dumps(expanded)
+
+
+def test_remote_write_bodies_reach_the_lambda_as_binary(package):
+    api = resources(package)["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "application/x-protobuf" in api["x-amazon-apigateway-binary-media-types"]

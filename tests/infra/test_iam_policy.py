@@ -3,8 +3,9 @@ code makes, and nothing it does not make.
 
 Every boto3 client the app creates records each call it sends (a botocore event hook), while
 one scenario walks every path: ingest as JSON and as line protocol (with the token's
-last-used touch), history read back (`GET /v1/series`), the evaluation with transitions, reminders, pruning, forgetting and
-silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
+last-used touch), an EC2 lifecycle event, history read back (`GET /v1/series`), the evaluation
+with transitions, reminders, pruning, forgetting and silences, the admin API, both notifiers
+with their SSM secrets and ledger, and the InfluxDB
 store reading its token from SSM. Each call is mapped to the IAM action and resource ARN it
 is authorised as, then checked against each stage's policy file. The operator's command
 (`fleetpulse ...`, the setup below) runs with the operator's credentials, not this policy.
@@ -98,7 +99,10 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
                 for item in params["TransactItems"]
                 for kind, body in item.items()
             ]
-        return [Call(f"dynamodb:{operation}", arn + f"table/{params['TableName']}")]
+        table = f"table/{params['TableName']}"
+        if params.get("IndexName"):  # a Query on an index is authorised on the index's ARN
+            table += f"/index/{params['IndexName']}"
+        return [Call(f"dynamodb:{operation}", arn + table)]
     if prefix == "sns" and operation == "Publish":
         return [Call("sns:Publish", params["TopicArn"])]
     if prefix == "timestream":
@@ -117,6 +121,8 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
                 "ssm:GetParameter", arn + "parameter" + ("" if name.startswith("/") else "/") + name
             )
         ]
+    if prefix == "lambda" and operation == "Invoke":
+        return [Call("lambda:InvokeFunction", arn + f"function:{params['FunctionName']}")]
     raise AssertionError(f"no IAM mapping for {prefix}:{operation}: add one here")
 
 
@@ -124,7 +130,9 @@ def function_names(stage: str) -> list[str]:
     """The app's Lambda functions as chalice names them."""
     import app
 
-    handlers = sorted(s.name for s in app.app.event_sources)
+    handlers = sorted(
+        [s.name for s in app.app.event_sources] + [f.name for f in app.app.pure_lambda_functions]
+    )
     return [f"fleetpulse-{stage}", *(f"fleetpulse-{stage}-{h}" for h in handlers)]
 
 
@@ -167,8 +175,12 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         "    for: 2m\n"
         "    repeat_interval: 2m\n"
     )
+    checks = tmp_path / "checks.yaml"
+    checks.write_text("checks:\n  - {name: db-port, type: tcp, host: 127.0.0.1, port: 9}\n")
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:fleetpulse-{stage}-alerts"
     env = {
+        "FLEETPULSE_CHECKS": str(checks),
+        "FLEETPULSE_CHECKS_RUNNER": f"fleetpulse-{stage}-run_checks",
         "FLEETPULSE_STAGE": stage,
         "FLEETPULSE_TOKEN_CACHE_SECONDS": "0",
         "FLEETPULSE_ALERTS_TOPIC_ARN": topic,
@@ -194,6 +206,14 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         minute = timedelta(minutes=1)
         stack.post("web-1", disk=97.0, events=[{"service": "backup", "status": "ok", "ttl": 60000}])
         stack.post("db-1", heartbeat={"state": "shutdown"})
+        stack.post("spot-1", tags={"instance_id": "i-0abc"})
+        terminated = client.events.generate_cw_event(
+            source="aws.ec2",
+            detail_type="EC2 Instance State-change Notification",
+            detail={"instance-id": "i-0abc", "state": "terminated"},
+            resources=[],
+        )
+        assert client.lambda_.invoke("ec2_lifecycle", terminated).payload["ended"] == ["spot-1"]
         for _ in range(5):  # pending, firing, a reminder
             clock.advance(minute)
             stack.post("web-1", disk=97.0)
@@ -221,8 +241,18 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         assert stack.request("GET", "/v1/alerts").status_code == 200
         series = stack.request("GET", "/v1/series?host=web-1&measurement=disk&field=used_percent")
         assert series.status_code == 200, series.body
+        # Jobs: defined, pinged by id and by slug (created by its ping), listed, deleted.
+        ping_key = add_token(setup, "ping")
+        job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})
+        uuid = job.json_body["ping_url"].rsplit("/", 1)[1]
+        assert client.http.post(f"/ping/{uuid}/fail", body=b"disk full").status_code == 200
+        assert client.http.get(f"/ping/{ping_key}/nightly?create=1").status_code == 201
+        assert stack.request("GET", "/v1/jobs").status_code == 200
+        stack.evaluate()  # the failed job pages
+        assert stack.request("DELETE", "/v1/jobs/nightly").status_code == 200
         clock.advance(timedelta(days=8))  # web-1 down, stale values pruned, db-1 forgotten
         stack.evaluate()
+        exercise_checks(stack, client, stage)
 
         for function in ("notify_slack", "notify_pagerduty"):
             client.lambda_.invoke(function, sns_event(alert(), f"{function}-1"))
@@ -260,6 +290,38 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
     return recorder.calls()
 
 
+def exercise_checks(stack: AlertingStack, client: Client, stage: str) -> None:
+    """Remote checks: the admin API, the schedule starting a runner, a runner's batch, and a
+    probe elsewhere posting its results."""
+    body = {"type": "tcp", "host": "127.0.0.1", "port": 9, "locations": ["us-east-1", "eu-west-1"]}
+    assert stack.request("PUT", "/v1/checks/api-port", body).status_code == 201
+    assert stack.request("GET", "/v1/checks").status_code == 200
+    assert stack.request("GET", "/v1/checks/api-port").status_code == 200
+    event = client.events.generate_cw_event(
+        source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+    )
+    report = client.lambda_.invoke("checks", event).payload
+    assert report["runs"] == 2  # the runner function is not deployed here: the call is what counts
+    run = {
+        "check": stack.request("GET", "/v1/checks/api-port").json_body,
+        "location": "us-east-1",
+    }
+    run["check"].pop("source")
+    done = client.lambda_.invoke("run_checks", {"scheduled_at": 0, "runs": [run]}).payload
+    assert (done["runs"], done["down"], done["transitions"]) == (1, 1, 0)  # quorum 2
+    result = {
+        "check": "api-port",
+        "location": "eu-west-1",
+        "time": int(stack.clock().timestamp()) * 1000,
+        "up": False,
+    }
+    posted = stack.request(
+        "POST", "/v1/check-results", {"results": [result]}, token=stack.fleet_token
+    )
+    assert posted.status_code == 202, posted.body
+    assert stack.request("DELETE", "/v1/checks/api-port").status_code == 200
+
+
 def load_policy(stage: str) -> dict[str, Any]:
     return json.loads((ROOT / ".chalice" / f"policy-{stage}.json").read_text())
 
@@ -288,7 +350,7 @@ def allowed(call: Call, action: str, resource: str) -> bool:
 def test_the_policy_allows_every_call_and_grants_nothing_unused(scenario, stage):
     calls = scenario(stage) | platform_calls(stage)
     services = {c.action.split(":")[0] for c in calls}
-    assert services == {"dynamodb", "sns", "timestream", "ssm", "logs", "sqs"}
+    assert services == {"dynamodb", "sns", "timestream", "ssm", "logs", "sqs", "lambda"}
     assert Call("timestream:DescribeEndpoints", "*") in calls  # the real client's discovery
     granted = grants(load_policy(stage))
 

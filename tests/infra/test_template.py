@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.adapters.aws import AwsClients
-from chalicelib.adapters.ledger import TTL_ATTRIBUTE
+from chalicelib.adapters.dynamodb.ledger import TTL_ATTRIBUTE
 from chalicelib.routing import subscription_attributes, subscriptions
 from chalicelib.settings import Settings
 from fleetpulse import cfn
@@ -24,13 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted((ROOT / "infra" / "cloudformation").glob("*.yaml"))
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
-# The key each adapter reads and writes (chalicelib/adapters/dynamodb.py, ledger.py).
+# The key each adapter reads and writes (chalicelib/adapters/dynamodb/).
 KEYS = {
     "tokens": [("token_id", "HASH", "S")],
     "hosts": [("host", "HASH", "S")],
     "alerts": [("alert_id", "HASH", "S")],
     "silences": [("silence_id", "HASH", "S")],
     "ledger": [("id", "HASH", "S"), ("channel", "RANGE", "S")],
+    "checks": [("pk", "HASH", "S")],
+    "jobs": [("slug", "HASH", "S")],
 }
 
 

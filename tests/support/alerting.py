@@ -1,4 +1,7 @@
-"""The alerting engine over in-memory stores, driven by hand: posts and evaluations at given times."""
+"""The alerting engine driven by hand: posts and evaluations at given times.
+
+The stores are in memory unless a test passes others (tests/support/stores.py: the
+same engine over DynamoDB on moto)."""
 
 from __future__ import annotations
 
@@ -6,19 +9,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters.memory import (
-    InMemoryAlertPublisher,
-    InMemoryAlertStore,
-    InMemoryHostStore,
-    InMemoryMetricStore,
-    InMemorySilenceStore,
-)
+from chalicelib.core.alerts import AlertRecord
 from chalicelib.core.evaluation import AlertingPolicy
+from chalicelib.core.heartbeats import HostSnapshot
 from chalicelib.core.hosts import host_update
+from chalicelib.core.instants import ms_of_instant as ms
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
 from chalicelib.core.rules import RuleSet, parse_rules
 from chalicelib.core.silences import parse_silence
 from chalicelib.services.alerting import AlertingService, EvaluationReport
+from tests.support.memory import InMemoryAlertPublisher, InMemoryMetricStore
+from tests.support.stores import Stores, memory_stores
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday
 
@@ -39,17 +40,17 @@ def rules(*rule_dicts: dict[str, Any], **top: Any) -> RuleSet:
     return parse_rules({"rules": list(rule_dicts), **top})
 
 
-def ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
 class Fleet:
-    """Hosts post, the evaluator runs; everything in memory, time passed in."""
+    """Hosts post, the evaluator runs; time passed in. `stores`: where hosts, alerts and
+    silences live (in memory by default); published messages and points stay in memory."""
 
-    def __init__(self, ruleset: RuleSet | None = None, **policy: Any) -> None:
-        self.hosts = InMemoryHostStore()
-        self.alerts = InMemoryAlertStore()
-        self.silences = InMemorySilenceStore()
+    def __init__(
+        self, ruleset: RuleSet | None = None, *, stores: Stores | None = None, **policy: Any
+    ) -> None:
+        stores = stores or memory_stores()
+        self.hosts: Any = stores.hosts
+        self.alerts: Any = stores.alerts
+        self.silences: Any = stores.silences
         self.publisher = InMemoryAlertPublisher()
         self.metrics = InMemoryMetricStore()
         self.policy = AlertingPolicy(ruleset or rules(DISK_RULE), **policy)
@@ -98,7 +99,7 @@ class Fleet:
         return self.service.evaluate(at)
 
     def silence(self, at: datetime, **body: Any) -> str:
-        silence = parse_silence(body, silence_id=f"s{len(self.silences.items)}", now=at)
+        silence = parse_silence(body, silence_id=f"s{len(self.silences.list())}", now=at)
         self.silences.put(silence)
         return silence.silence_id
 
@@ -110,8 +111,16 @@ class Fleet:
         return [m["status"] for m in self.publisher.messages if m["alert_id"] == alert_id]
 
     def state(self, alert_id: str) -> str:
-        record = self.alerts.items.get(alert_id)
+        record = self.stored_alerts().get(alert_id)
         return record.state.value if record else "inactive"
+
+    def stored_alerts(self) -> dict[str, AlertRecord]:
+        """Every stored alert record, read through the port."""
+        return {r.alert_id: r for r in self.alerts.scan()}
+
+    def stored_hosts(self) -> dict[str, HostSnapshot]:
+        """Every host as the store gives it back, history included, read through the port."""
+        return {h.host: h for h in self.hosts.scan(history=True)}
 
 
 def event(

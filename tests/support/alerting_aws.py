@@ -14,6 +14,7 @@ from chalice.test import Client
 
 from chalicelib.adapters.aws import AwsClients
 from chalicelib.core.alert_message import parse_alert_message
+from chalicelib.core.instants import ms_of_instant
 from chalicelib.settings import Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.resources import create_all
@@ -46,7 +47,7 @@ class AlertingStack:
     received: list[dict[str, Any]] = field(default_factory=list)
 
     def post(self, host: str, *, disk: float | None = None, **body: Any) -> Any:
-        now_ms = int(self.clock().timestamp() * 1000)
+        now_ms = ms_of_instant(self.clock())
         payload: dict[str, Any] = {"host": host, "heartbeat": {"interval": 60}, **body}
         if disk is not None:
             payload["points"] = [

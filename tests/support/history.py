@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.memory import InMemoryHostStore, InMemoryTokenStore
 from chalicelib.core.instants import ms_of_instant
 from chalicelib.settings import Settings
 from chalicelib.wiring import Services
 from tests.support.http import Api, _client
+from tests.support.memory import InMemoryHostStore, InMemoryTokenStore
 
 # An hour boundary: 5-minute points fill whole hours, so bucket values are exact.
 HISTORY_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.adapters.memory import InMemoryHostStore, InMemoryMetricStore, InMemoryTokenStore
 from chalicelib.core.tokens import ID_BYTES, SECRET_BYTES, Scope, TokenRecord, mint, token_hash
 from chalicelib.settings import Settings
 from chalicelib.wiring import Services, use
+from tests.support.memory import InMemoryHostStore, InMemoryMetricStore, InMemoryTokenStore
 
 
 def add_token(services: Services, scope: str, name: str = "test") -> str:

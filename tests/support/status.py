@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.core.hosts import HostState, HostUpdate
+from chalicelib.core.instants import ms_of_instant as ms
 
 MIN = timedelta(minutes=1)
 HOSTILE_HOST = "<script>alert(1)</script>"
@@ -20,10 +21,6 @@ MINUTES = 30
 
 # send(method, path, body, token) -> (HTTP status, JSON body or None)
 Send = Callable[[str, str, Any, str], tuple[int, Any]]
-
-
-def ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
 
 
 def body(host: str, at: datetime, busy: float, mem: float, disk: float, **extra: Any) -> dict:

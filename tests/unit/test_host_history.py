@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.adapters.memory import InMemoryHostStore
 from chalicelib.core.hosts import (
     HISTORY_SLOTS,
     LATEST_MAX_AGE,
@@ -14,6 +13,7 @@ from chalicelib.core.hosts import (
     recent_history,
 )
 from chalicelib.core.models import HostReport, Point
+from tests.support.memory import InMemoryHostStore
 
 # 12:00:00 UTC: minute 0 of the hour, slot 0.
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

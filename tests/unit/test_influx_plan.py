@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +11,6 @@ from chalicelib.core.influx import (
     error_message,
     plan_influx_writes,
     read_refusal,
-    retry_after_seconds,
     suspects,
 )
 from chalicelib.core.line_protocol import logical_lines, parse_line
@@ -219,16 +216,6 @@ def test_error_bodies_of_both_apis_and_plain_text():
     )
     assert error_message(b"<html>bad gateway</html>") == "<html>bad gateway</html>"
     assert len(error_message(b"x" * 2000)) == 500
-
-
-def test_retry_after_in_seconds_or_as_a_date():
-    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
-    assert retry_after_seconds("7", now) == 7.0
-    assert retry_after_seconds("0.5", now) == 0.5
-    assert retry_after_seconds("Sat, 21 Nov 2026 12:00:30 GMT", now) == 30.0
-    assert retry_after_seconds("Sat, 21 Nov 2026 11:00:00 GMT", now) == 0.0
-    assert retry_after_seconds("soon", now) is None
-    assert retry_after_seconds(None, now) is None
 
 
 _name = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(

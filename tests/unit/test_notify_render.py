@@ -14,11 +14,9 @@ from chalicelib.core.notify import (
     DeliveryState,
     Episode,
     Notification,
-    RetryPolicy,
     SecretUnavailable,
     classify_status,
     decide,
-    parse_retry_after,
 )
 from chalicelib.core.render import (
     EMAIL_SUBJECT_MAX,
@@ -34,6 +32,7 @@ from chalicelib.core.render import (
     pagerduty_event,
     slack_message,
 )
+from chalicelib.core.retry import RetryPolicy, parse_retry_after
 from tests.support.alerts import alert, resolved
 
 NOW = datetime(2026, 11, 21, 12, 12, tzinfo=UTC)

@@ -14,14 +14,20 @@ Every item carries `expires_at` (epoch seconds) for DynamoDB TTL cleanup.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.adapters.dynamodb import from_item, to_item
+from chalicelib.adapters.dynamodb.common import (
+    backend,
+    epoch_seconds,
+    from_item,
+    lost_race,
+    to_item,
+    unavailable,
+)
 from chalicelib.core.alert_message import AlertMessage, AlertStatus
 from chalicelib.core.notify import (
     Channel,
@@ -32,7 +38,6 @@ from chalicelib.core.notify import (
     DeliveryState,
     Episode,
 )
-from chalicelib.core.ports import BackendUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,25 +48,43 @@ DELIVERY_PREFIX = "msg#"
 EPISODE_PREFIX = "alert#"
 RETENTION = timedelta(days=30)
 TTL_ATTRIBUTE = "expires_at"
+TABLE = "ledger"
 
 
-def _epoch(at: datetime) -> int:
-    return int(at.timestamp())
+class DeliveryItem(TypedDict):
+    """`msg#<SNS MessageId>`: one delivery of a message to a channel."""
+
+    id: str
+    channel: str  # Channel
+    state: str  # DeliveryState
+    claim_id: str
+    lease_until: int  # epoch seconds; 0 once finished
+    claimed_at: str
+    first_claimed_at: str
+    claims: int
+    dedup_key: str
+    alert_id: str
+    alert_status: str  # AlertStatus
+    severity: str
+    expires_at: int  # epoch seconds, DynamoDB TTL
+    attempts: NotRequired[int]
+    finished_at: NotRequired[str]
+    response_code: NotRequired[int]
+    error: NotRequired[str]
 
 
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+class EpisodeItem(TypedDict):
+    """`alert#<dedup_key>`: what a channel was sent for one alert episode."""
 
-
-def _lost_lease(exc: Exception) -> bool:
-    code = _code(exc)
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
-        return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
-    return False
+    id: str
+    channel: str  # Channel
+    firing_sent: NotRequired[int]
+    resolved_sent: NotRequired[int]
+    last_message_id: str
+    last_sent_at: str
+    first_sent_at: str
+    alert_id: str
+    expires_at: int  # epoch seconds, DynamoDB TTL
 
 
 class DynamoDBLedger:
@@ -81,14 +104,14 @@ class DynamoDBLedger:
             ":claimed": DeliveryState.CLAIMED.value,
             ":retryable": DeliveryState.FAILED_TEMPORARY.value,
             ":claim_id": claim_id,
-            ":lease_until": _epoch(now + lease),
+            ":lease_until": epoch_seconds(now + lease),
             ":now": now.isoformat(),
-            ":now_epoch": _epoch(now),
+            ":now_epoch": epoch_seconds(now),
             ":dedup_key": message["dedup_key"],
             ":alert_id": message["alert_id"],
             ":alert_status": message["status"],
             ":severity": message["severity"],
-            ":expires_at": _epoch(now + self.retention),
+            ":expires_at": epoch_seconds(now + self.retention),
             ":one": 1,
         }
         try:
@@ -111,14 +134,14 @@ class DynamoDBLedger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise BackendUnavailable(f"ledger table: {_code(exc)}") from exc
-            old = from_item(exc.response.get("Item", {}))  # type: ignore[arg-type]
+            if not lost_race(exc):
+                raise unavailable(TABLE, exc) from exc
+            old = cast("DeliveryItem", from_item(exc.response.get("Item", {})))  # type: ignore[arg-type]
             previous = DeliveryState(old.get("state", DeliveryState.CLAIMED.value))
             status = ClaimStatus.DONE if previous.final else ClaimStatus.BUSY
             return Claim(status, previous=previous)
         except BotoCoreError as exc:
-            raise BackendUnavailable(f"ledger table: {type(exc).__name__}") from exc
+            raise unavailable(TABLE, exc) from exc
         return Claim(ClaimStatus.CLAIMED, claim_id)
 
     def finish(
@@ -171,14 +194,14 @@ class DynamoDBLedger:
             else:
                 self.client.update_item(**update)
         except ClientError as exc:
-            if not _lost_lease(exc):
-                raise BackendUnavailable(f"ledger table: {_code(exc)}") from exc
+            if not lost_race(exc):
+                raise unavailable(TABLE, exc) from exc
             logger.warning(
                 "delivery finished after its lease was taken over",
                 extra={"message_id": message_id, "channel": channel.value},
             )
         except BotoCoreError as exc:
-            raise BackendUnavailable(f"ledger table: {type(exc).__name__}") from exc
+            raise unavailable(TABLE, exc) from exc
 
     def _episode_update(
         self, message_id: str, channel: Channel, message: AlertMessage, now: datetime
@@ -198,15 +221,16 @@ class DynamoDBLedger:
                     ":message_id": message_id,
                     ":now": now.isoformat(),
                     ":alert_id": message["alert_id"],
-                    ":expires_at": _epoch(now + self.retention),
+                    ":expires_at": epoch_seconds(now + self.retention),
                 }
             ),
         }
 
     def episode(self, dedup_key: str, channel: Channel) -> Episode:
-        item = self._get(EPISODE_PREFIX + dedup_key, channel)
-        if item is None:
+        found = self._get(EPISODE_PREFIX + dedup_key, channel)
+        if found is None:
             return Episode()
+        item = cast("EpisodeItem", found)
         return Episode(int(item.get("firing_sent", 0)), int(item.get("resolved_sent", 0)))
 
     def delivery(self, message_id: str, channel: Channel) -> dict[str, Any] | None:
@@ -214,83 +238,13 @@ class DynamoDBLedger:
         return self._get(DELIVERY_PREFIX + message_id, channel)
 
     def _get(self, id_: str, channel: Channel) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with backend(TABLE):
             response = self.client.get_item(
                 TableName=self.table, Key=self._key(id_, channel), ConsistentRead=True
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"ledger table: {_code(exc)}") from exc
         item = response.get("Item")
         return from_item(item) if item else None
 
     @staticmethod
     def _key(id_: str, channel: Channel) -> dict[str, Any]:
         return {"id": {"S": id_}, "channel": {"S": channel.value}}
-
-
-class InMemoryLedger:
-    """The same ledger in a dict: for unit tests and quick local runs."""
-
-    def __init__(self) -> None:
-        self.deliveries: dict[tuple[str, Channel], dict[str, Any]] = {}
-        self.episodes: dict[tuple[str, Channel], Episode] = {}
-        self._lock = threading.Lock()
-
-    def claim(self, delivery: Delivery, now: datetime, lease: timedelta) -> Claim:
-        message_id, channel, message = delivery.message_id, delivery.channel, delivery.message
-        with self._lock:
-            item = self.deliveries.get((message_id, channel))
-            if item is not None:
-                state = DeliveryState(item["state"])
-                expired = state is DeliveryState.CLAIMED and item["lease_until"] < _epoch(now)
-                if state.final:
-                    return Claim(ClaimStatus.DONE, previous=state)
-                if state is DeliveryState.CLAIMED and not expired:
-                    return Claim(ClaimStatus.BUSY, previous=state)
-            claim_id = uuid.uuid4().hex
-            item = item or {"claims": 0, "attempts": 0, "first_claimed_at": now.isoformat()}
-            item.update(
-                state=DeliveryState.CLAIMED.value,
-                claim_id=claim_id,
-                lease_until=_epoch(now + lease),
-                claimed_at=now.isoformat(),
-                dedup_key=message["dedup_key"],
-                alert_status=message["status"],
-                claims=item["claims"] + 1,
-            )
-            self.deliveries[(message_id, channel)] = item
-            return Claim(ClaimStatus.CLAIMED, claim_id)
-
-    def finish(
-        self, delivery: Delivery, claim: Claim, record: DeliveryRecord, now: datetime
-    ) -> None:
-        message_id, channel, message = delivery.message_id, delivery.channel, delivery.message
-        with self._lock:
-            item = self.deliveries[(message_id, channel)]
-            if item["claim_id"] != claim.claim_id:
-                return
-            item.update(
-                state=record.state.value,
-                finished_at=now.isoformat(),
-                lease_until=0,
-                attempts=item["attempts"] + record.attempts,
-                response_code=record.response_code,
-                error=record.error,
-            )
-            if record.state is DeliveryState.SENT:
-                key = (message["dedup_key"], channel)
-                episode = self.episodes.get(key, Episode())
-                if message["status"] == AlertStatus.RESOLVED:
-                    episode = Episode(episode.firing_sent, episode.resolved_sent + 1)
-                else:
-                    episode = Episode(episode.firing_sent + 1, episode.resolved_sent)
-                self.episodes[key] = episode
-
-    def episode(self, dedup_key: str, channel: Channel) -> Episode:
-        return self.episodes.get((dedup_key, channel), Episode())
-
-    def delivery(self, message_id: str, channel: Channel) -> dict[str, Any] | None:
-        item = self.deliveries.get((message_id, channel))
-        return dict(item) if item else None

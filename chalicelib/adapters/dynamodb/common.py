@@ -1,0 +1,162 @@
+"""What every DynamoDB table module shares: the codec, the error rule, conditional writes
+and the paginated Scan.
+
+The error rule, for every table: a failed condition is a lost race (False, never an
+error); any other `ClientError`, or a `BotoCoreError` (no connection, a timeout), is
+`BackendUnavailable`, which the collector answers with 503 and the CLI prints in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.core.instants import ms_of_instant
+from chalicelib.core.ports import BackendUnavailable
+from chalicelib.core.text import clip
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = Logger(child=True)
+
+T = TypeVar("T")
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
+# DynamoDB numbers span 1e-130 .. 9.99e125 in magnitude.
+_DDB_SMALLEST = 1e-130
+_DDB_LARGEST = 9.9e125
+# How much of an unreadable item or a transport error goes into a log line or a reason.
+_SHOWN = 500
+
+
+def to_item(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain Python values as DynamoDB attribute values (`{"S": ...}`, `{"N": ...}`...)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+    return {k: ser.serialize(v) for k, v in value.items()}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute values as plain Python values (numbers as Decimal)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    de = TypeDeserializer()
+    return {k: de.deserialize(v) for k, v in item.items()}
+
+
+def ddb_number(value: float | int) -> Decimal | None:
+    """A number DynamoDB can hold; None when it is too large to store."""
+    if isinstance(value, int):
+        return Decimal(value) if abs(value) <= _DDB_LARGEST else None
+    if not math.isfinite(value) or abs(value) > _DDB_LARGEST:
+        return None
+    if abs(value) < _DDB_SMALLEST:
+        return Decimal(0)
+    return Decimal(repr(value))
+
+
+def epoch_seconds(at: datetime) -> int:
+    """Whole epoch seconds, the unit of DynamoDB's TTL attribute."""
+    return ms_of_instant(at) // 1000
+
+
+def instant_of_iso(text: str | None) -> datetime | None:
+    """An instant stored as ISO-8601 text (absent or empty: None)."""
+    return datetime.fromisoformat(text) if text else None
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code of a ClientError; the class name of anything else."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether a write failed only because its condition did not hold."""
+    code = error_code(exc)
+    if code == CONDITION_FAILED:
+        return True
+    if code == TRANSACTION_CANCELED:
+        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons", [])
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return False
+
+
+def unavailable(table: str, exc: BaseException) -> BackendUnavailable:
+    """The BackendUnavailable a failed call on `table` becomes, naming the service's code."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return BackendUnavailable(f"{table} table: {error_code(exc)}")
+    return BackendUnavailable(f"{table} table: {type(exc).__name__}: {clip(str(exc), _SHOWN)}")
+
+
+@contextlib.contextmanager
+def backend(table: str) -> Iterator[None]:
+    """Any botocore failure inside the block is BackendUnavailable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise unavailable(table, exc) from exc
+
+
+def conditional_write(table: str, call: Callable[[], object]) -> bool:
+    """Run one conditional write: True when it took effect, False when its condition
+    did not hold (losing a race is a no-op), BackendUnavailable for any other failure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        if lost_race(exc):
+            return False
+        raise unavailable(table, exc) from exc
+    except BotoCoreError as exc:
+        raise unavailable(table, exc) from exc
+    return True
+
+
+def scan_items(client: DynamoDBClient, table: str, consistent: bool) -> Iterator[dict[str, Any]]:
+    """Every item of `table`, page after page, as the low-level client returns them."""
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent}
+    while True:
+        page = client.scan(**kwargs)
+        yield from page.get("Items", [])
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last
+
+
+def scan_decoded(
+    client: DynamoDBClient,
+    table: str,
+    what: str,
+    decode: Callable[[dict[str, Any]], T | None],
+    consistent: bool,
+) -> list[T]:
+    """Every item of `table`, decoded. An item that cannot be read is logged and
+    skipped (one bad item must not stop an evaluation); a table that cannot be
+    read is BackendUnavailable."""
+    out: list[T] = []
+    with backend(what):
+        for item in scan_items(client, table, consistent):
+            try:
+                value = decode(item)
+            except (KeyError, ValueError, TypeError, AssertionError):
+                logger.error(f"unreadable {what} item skipped", extra={"item": clip(item, _SHOWN)})
+                continue
+            if value is not None:
+                out.append(value)
+    return out

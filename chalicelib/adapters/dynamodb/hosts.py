@@ -1,0 +1,475 @@
+"""The hosts table: one item per host, heartbeat facts and the latest values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple, NotRequired, TypedDict, cast
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.adapters.dynamodb.common import (
+    backend,
+    conditional_write,
+    ddb_number,
+    error_code,
+    from_item,
+    scan_decoded,
+    to_item,
+    unavailable,
+)
+from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
+from chalicelib.core.hosts import (
+    HistoryPoint,
+    HostState,
+    HostUpdate,
+    SeriesLatest,
+    ServiceLatest,
+)
+from chalicelib.core.instants import instant_of_ms, ms_of_instant
+from chalicelib.core.lifecycle import INSTANCE_TAG, LIFECYCLE_ATTRIBUTE
+from chalicelib.core.text import clip
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = Logger(child=True)
+
+TABLE = "hosts"
+
+# DynamoDB refuses an UpdateExpression over 4 KB (about 300 assignments here);
+# moto, which the local stack runs on, fails on more than about 150. A host
+# update is split every 100 assignments: a typical post needs one request.
+MAX_ASSIGNMENTS = 100
+
+SERIES_PREFIX = "s#"
+SERVICE_PREFIX = "e#"
+# The CPU and memory ring: `h#<minute of the hour>` = {"t": ms, "c": busy %, "m": used %}.
+HISTORY_PREFIX = "h#"
+
+
+class SeriesValue(TypedDict):
+    """`s#<series key>`: the newest point of one series."""
+
+    m: str  # measurement
+    tags: dict[str, str]
+    t: int  # epoch ms
+    f: dict[str, Decimal | bool]  # fields DynamoDB can hold
+
+
+class ServiceValue(TypedDict):
+    """`e#<service>`: the newest event of one service."""
+
+    status: str
+    t: int  # epoch ms
+    d: str  # description
+    ttl: NotRequired[int]  # ms
+    v: NotRequired[Decimal]
+
+
+class HistoryValue(TypedDict):
+    """`h#<minute of the hour>`: one slot of the last hour of CPU and memory."""
+
+    t: int  # epoch ms
+    c: NotRequired[Decimal | None]  # CPU busy %
+    m: NotRequired[Decimal | None]  # memory used %
+
+
+class HostItem(TypedDict):
+    """A host's item (key `host`); instants as epoch ms. Beside these attributes sit
+    one `s#...` (SeriesValue), `e#...` (ServiceValue) and `h#...` (HistoryValue)
+    attribute per series, service and history slot."""
+
+    host: str
+    last_seen_at: int
+    first_seen_at: int
+    state: str  # HostState
+    interval_s: NotRequired[int]
+    tags: NotRequired[dict[str, str]]
+    agent_name: NotRequired[str]
+    agent_version: NotRequired[str]
+    retired_at: NotRequired[int]
+    instance_id: NotRequired[str]  # INSTANCE_TAG, the key of the instance_id index
+    lifecycle: NotRequired[str]  # LIFECYCLE_ATTRIBUTE: why EC2 ended the host
+
+
+class UpdateOp(StrEnum):
+    """What one assignment of an UpdateExpression does to its attribute."""
+
+    SET = "set"
+    SET_IF_ABSENT = "if_not_exists"
+    REMOVE = "remove"
+
+
+class Assignment(NamedTuple):
+    op: UpdateOp
+    name: str
+    value: Any = None
+
+
+class DynamoDBHostStore:
+    """One item per host: heartbeat facts, plus one attribute per series and per service.
+
+    Series and services are top-level attributes (`s#cpu|cpu=total`,
+    `e#backup`) rather than nested maps, so one UpdateItem can set any of
+    them without a read, on the host's first post as on every later one. The
+    history ring is the same: at most 60 attributes `h#0`..`h#59`, one set
+    per post in the request that carries the heartbeat.
+    """
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def record(self, update: HostUpdate) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        base, extra = host_assignments(update)
+        try:
+            for assignments in _chunks(base, extra):
+                self._update(update.host, assignments)
+        except ClientError as exc:
+            if error_code(exc) != "ValidationException":
+                raise unavailable(TABLE, exc) from exc
+            # Most likely the item outgrew DynamoDB's 400 KB: the heartbeat
+            # still counts, the latest values wait for the evaluator to prune.
+            logger.error(
+                "host item update refused; recording the heartbeat only",
+                extra={"host": update.host, "reason": clip(str(exc), 500)},
+            )
+            with backend(TABLE):
+                self._update(update.host, base)
+        except BotoCoreError as exc:
+            raise unavailable(TABLE, exc) from exc
+
+    def _update(self, host: str, assignments: list[Assignment]) -> None:
+        expression, names, values = update_expression(assignments)
+        self.client.update_item(
+            TableName=self.table,
+            Key={"host": {"S": host}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+        )
+
+    def get(self, host: str) -> HostItem | None:
+        """The host's item as plain Python values (numbers as Decimal)."""
+        with backend(TABLE):
+            response = self.client.get_item(
+                TableName=self.table, Key={"host": {"S": host}}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return cast("HostItem", from_item(item)) if item else None
+
+    def scan(
+        self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
+    ) -> list[HostSnapshot]:
+        """One paginated Scan, eventually consistent: every write that acts on what it
+        read is conditional, so a read a second old costs a no-op at worst."""
+        return scan_decoded(
+            self.client,
+            self.table,
+            TABLE,
+            lambda item: snapshot_from_item(item, fields, history=history),
+            False,
+        )
+
+    def mark_down(self, host: str, last_seen_at: datetime) -> bool:
+        return self._conditional(
+            host,
+            "SET #state = :down",
+            "#state = :up AND last_seen_at = :seen",
+            {":down": {"S": HostState.DOWN.value}, ":up": {"S": HostState.UP.value}}
+            | {":seen": {"N": str(ms_of_instant(last_seen_at))}},
+        )
+
+    def pause(self, host: str) -> bool:
+        return self._conditional(
+            host,
+            "SET #state = :paused",
+            "attribute_exists(#host)",
+            {":paused": {"S": HostState.PAUSED.value}},
+        )
+
+    def resume(self, host: str) -> bool:
+        if self._conditional(
+            host,
+            "SET #state = :up",
+            "#state = :paused",
+            {":up": {"S": HostState.UP.value}, ":paused": {"S": HostState.PAUSED.value}},
+        ):
+            return True
+        return self.get(host) is not None  # not paused: nothing to undo
+
+    def forget(self, host: str, last_seen_at: datetime) -> bool:
+        return conditional_write(
+            TABLE,
+            lambda: self.client.delete_item(
+                TableName=self.table,
+                Key={"host": {"S": host}},
+                ConditionExpression="#state = :retired AND last_seen_at = :seen",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":retired": {"S": HostState.RETIRED.value},
+                    ":seen": {"N": str(ms_of_instant(last_seen_at))},
+                },
+            ),
+        )
+
+    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+        stale = [(SERIES_PREFIX + k, t) for k, t in series.items()]
+        stale += [(SERVICE_PREFIX + k, t) for k, t in services.items()]
+        done = True
+        for start in range(0, len(stale), MAX_ASSIGNMENTS // 2):
+            chunk = stale[start : start + MAX_ASSIGNMENTS // 2]
+            names = {"#t": "t"} | {f"#a{i}": name for i, (name, _) in enumerate(chunk)}
+            values = {f":t{i}": {"N": str(t)} for i, (_, t) in enumerate(chunk)}
+            # Each attribute goes only if it still holds what was read: a post
+            # that refreshed it since keeps it.
+            condition = " AND ".join(f"#a{i}.#t = :t{i}" for i in range(len(chunk)))
+            done = (
+                self._conditional(
+                    host,
+                    "REMOVE " + ", ".join(f"#a{i}" for i in range(len(chunk))),
+                    condition,
+                    values,
+                    names,
+                )
+                and done
+            )
+        return done
+
+    def _conditional(
+        self,
+        host: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        all_names = {"#state": "state", "#host": "host", **(names or {})}
+        used = {k: v for k, v in all_names.items() if k in update or k in condition}
+        return conditional_write(
+            TABLE,
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"host": {"S": host}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=used,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
+
+def update_expression(
+    assignments: list[Assignment],
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """An UpdateExpression with its attribute names and (plain) values: every name goes
+    through a placeholder, so series keys with any characters are safe."""
+    sets: list[str] = []
+    removes: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for i, (op, name, value) in enumerate(assignments):
+        placeholder = f"#a{i}"
+        names[placeholder] = name
+        if op is UpdateOp.REMOVE:
+            removes.append(placeholder)
+        elif op is UpdateOp.SET_IF_ABSENT:
+            values[f":v{i}"] = value
+            sets.append(f"{placeholder} = if_not_exists({placeholder}, :v{i})")
+        else:
+            values[f":v{i}"] = value
+            sets.append(f"{placeholder} = :v{i}")
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression, names, values
+
+
+def _number(raw: dict[str, Any]) -> float:
+    return float(raw["N"])
+
+
+def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
+    if raw is None or "N" not in raw:
+        return None
+    return instant_of_ms(int(raw["N"]))
+
+
+def snapshot_from_item(
+    item: dict[str, Any],
+    wanted: Mapping[str, frozenset[str]] | None = None,
+    *,
+    history: bool = False,
+) -> HostSnapshot | None:
+    """A host item, as Scan returns it (low-level), read straight into a HostSnapshot.
+
+    This runs for every host every minute: it reads the known layout directly
+    instead of deserializing every attribute with boto3's generic
+    TypeDeserializer (about 20 times slower on items with many series), and
+    when `wanted` (measurement -> fields some rule reads) is given, only those
+    fields: a series no rule reads keeps its time and tags, for staleness.
+    The history ring is decoded only when `history` is asked for. An attribute
+    that does not have the layout is skipped, never fatal.
+    """
+    try:
+        host = item["host"]["S"]
+        last_seen = _ms_instant(item.get("last_seen_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if last_seen is None:
+        return None
+    try:
+        state = HostState(item.get("state", {}).get("S", "up"))
+    except ValueError:
+        state = HostState.UP
+    interval = DEFAULT_INTERVAL
+    if "interval_s" in item:
+        interval = timedelta(seconds=_number(item["interval_s"]))
+    tags: dict[str, str] = {}
+    raw_tags = item.get("tags", {}).get("M")
+    if raw_tags:
+        tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
+    series: dict[str, SeriesLatest] = {}
+    services: dict[str, ServiceLatest] = {}
+    ring: list[HistoryPoint] = []
+    for name, raw in item.items():
+        prefix = name[:2]
+        if prefix == SERIES_PREFIX:
+            try:
+                m = raw["M"]
+                measurement = m["m"]["S"]
+                fields: dict[str, float | int | bool] = {}
+                stored = m["f"]["M"]
+                names = stored if wanted is None else wanted.get(measurement, ())
+                for field_name in names:
+                    v = stored.get(field_name)
+                    if v is None:
+                        continue
+                    number = v.get("N")
+                    if number is not None:
+                        fields[field_name] = float(number)
+                    elif "BOOL" in v:
+                        fields[field_name] = v["BOOL"]
+                series_tags = m.get("tags", {}).get("M") or {}
+                series[name[2:]] = SeriesLatest(
+                    measurement,
+                    {k: v["S"] for k, v in series_tags.items()},
+                    int(m["t"]["N"]),
+                    fields,
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        elif prefix == SERVICE_PREFIX:
+            try:
+                m = raw["M"]
+                ttl = m.get("ttl")
+                value = m.get("v")
+                services[name[2:]] = ServiceLatest(
+                    m["status"]["S"],
+                    int(m["t"]["N"]),
+                    int(ttl["N"]) if ttl and "N" in ttl else None,
+                    m.get("d", {}).get("S", ""),
+                    float(value["N"]) if value and "N" in value else None,
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+        elif history and prefix == HISTORY_PREFIX:
+            try:
+                m = raw["M"]
+                cpu, mem = m.get("c"), m.get("m")
+                ring.append(
+                    HistoryPoint(
+                        int(m["t"]["N"]),
+                        float(cpu["N"]) if cpu and "N" in cpu else None,
+                        float(mem["N"]) if mem and "N" in mem else None,
+                    )
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+    agent_name = item.get("agent_name", {}).get("S")
+    agent_version = item.get("agent_version", {}).get("S")
+    return HostSnapshot(
+        host=host,
+        state=state,
+        last_seen_at=last_seen,
+        first_seen_at=_ms_instant(item.get("first_seen_at")) or last_seen,
+        interval=interval,
+        tags=tags,
+        agent_name=agent_name,
+        agent_version=agent_version,
+        retired_at=_ms_instant(item.get("retired_at")),
+        lifecycle=item.get(LIFECYCLE_ATTRIBUTE, {}).get("S"),
+        series=series,
+        services=services,
+        history=tuple(ring),
+    )
+
+
+def host_assignments(update: HostUpdate) -> tuple[list[Assignment], list[Assignment]]:
+    """The heartbeat assignments (always in the first request) and the latest values."""
+    seen = ms_of_instant(update.seen_at)
+    base = [
+        Assignment(UpdateOp.SET, "last_seen_at", seen),
+        Assignment(UpdateOp.SET_IF_ABSENT, "first_seen_at", seen),
+        Assignment(UpdateOp.SET, "state", update.state.value),
+    ]
+    if update.interval_s is not None:
+        base.append(Assignment(UpdateOp.SET, "interval_s", update.interval_s))
+    if update.tags:
+        base.append(Assignment(UpdateOp.SET, "tags", update.tags))
+        if update.tags.get(INSTANCE_TAG):  # the key of the instance_id index
+            base.append(Assignment(UpdateOp.SET, INSTANCE_TAG, update.tags[INSTANCE_TAG]))
+    if update.agent_name is not None:
+        base.append(Assignment(UpdateOp.SET, "agent_name", update.agent_name))
+        base.append(Assignment(UpdateOp.SET, "agent_version", update.agent_version or ""))
+    if update.state is HostState.RETIRED:
+        base.append(Assignment(UpdateOp.SET, "retired_at", seen))
+    else:
+        base.append(Assignment(UpdateOp.REMOVE, "retired_at"))
+    base.append(Assignment(UpdateOp.REMOVE, LIFECYCLE_ATTRIBUTE))  # a host that posts is back
+    if update.history is not None:
+        slot = HISTORY_PREFIX + str(update.history.slot)
+        base.append(Assignment(UpdateOp.SET, slot, history_value(update.history)))
+    extra: list[Assignment] = []
+    for key, s in update.series.items():
+        fields: dict[str, Decimal | bool] = {}
+        for name, v in s.fields.items():
+            number = v if isinstance(v, bool) else ddb_number(v)
+            if number is not None:
+                fields[name] = number
+        if fields:
+            value = SeriesValue(m=s.measurement, tags=s.tags, t=s.time_ms, f=fields)
+            extra.append(Assignment(UpdateOp.SET, SERIES_PREFIX + key, value))
+    for service, svc in update.services.items():
+        event = ServiceValue(status=svc.status, t=svc.time_ms, d=svc.description)
+        if svc.ttl_ms is not None:
+            event["ttl"] = svc.ttl_ms
+        if svc.value is not None and (number := ddb_number(svc.value)) is not None:
+            event["v"] = number
+        extra.append(Assignment(UpdateOp.SET, SERVICE_PREFIX + service, event))
+    return base, extra
+
+
+def history_value(point: HistoryPoint) -> HistoryValue:
+    value = HistoryValue(t=point.time_ms)
+    if point.cpu is not None:
+        value["c"] = ddb_number(point.cpu)
+    if point.mem is not None:
+        value["m"] = ddb_number(point.mem)
+    return value
+
+
+def _chunks(base: list[Assignment], extra: list[Assignment]) -> Iterator[list[Assignment]]:
+    """The heartbeat first, with as many latest values as fit; the rest in further requests."""
+    chunk = list(base)
+    for assignment in extra:
+        if len(chunk) == MAX_ASSIGNMENTS:
+            yield chunk
+            chunk = []
+        chunk.append(assignment)
+    yield chunk
