@@ -74,7 +74,7 @@ def host_page_response(request: Request, svc: Services, host: str) -> Response:
         refused = _refusal(svc, authorization)
         if refused is not None:
             return _for_host(refused, host)
-    snapshot = next((h for h in svc.host_store.scan() if h.host == host), None)
+    snapshot = svc.host_store.snapshot(host)
     if snapshot is None:
         raise NotFound(f"no host {host!r}")
     nonce = secrets.token_urlsafe(16)

@@ -77,6 +77,10 @@ class HostStore(Protocol):
         """
         ...
 
+    def snapshot(self, host: str) -> HostSnapshot | None:
+        """One host, read by its key (no Scan); None when there is no such host."""
+        ...
+
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
         """Set state `down` if it is still `up` and last seen at `last_seen_at`.
 

@@ -241,6 +241,7 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         assert stack.request("GET", "/v1/alerts").status_code == 200
         series = stack.request("GET", "/v1/series?host=web-1&measurement=disk&field=used_percent")
         assert series.status_code == 200, series.body
+        assert stack.request("GET", "/status/hosts/web-1").status_code == 200  # one GetItem
         # Jobs: defined, pinged by id and by slug (created by its ping), listed, deleted.
         ping_key = add_token(setup, "ping")
         job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})
