@@ -96,7 +96,8 @@ class Services:
                 self.settings.timestream_database,
                 self.settings.timestream_table,
             )
-        from chalicelib.adapters.history import InfluxDBMetricReader, TokenSource
+        from chalicelib.adapters.history import InfluxDBMetricReader
+        from chalicelib.adapters.influxdb import TokenSource
 
         token: TokenSource = self.settings.influx_token
         if self.settings.influx_token_param:

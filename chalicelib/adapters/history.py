@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.influx import InfluxTarget, error_message
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     import requests
     from mypy_boto3_timestream_query import TimestreamQueryClient
 
-TokenSource = str | Callable[[], str] | None
+    from chalicelib.adapters.influxdb import TokenSource
 
 
 class InfluxDBMetricReader:
