@@ -289,6 +289,25 @@ def add_silence() -> Response:
     return json_response(201, silence.as_json(now))
 
 
+@app.route("/v1/series", methods=["GET"])
+@handle_errors
+def read_series() -> Response:
+    from chalicelib.host_page import series_authorization
+
+    request, svc = current_request(app), services()
+    require_admin(svc.authenticator.authenticate(series_authorization(request)))
+    return json_response(200, svc.series.read(request.query_params or {}, svc.clock()))
+
+
+@app.route("/status/hosts/{host}", methods=["GET"])
+@handle_errors
+def host_page(host: str) -> Response:
+    """One host's history as charts drawn in the browser (chalicelib/host_page.py)."""
+    from chalicelib.host_page import host_page_response
+
+    return host_page_response(current_request(app), services(), host)
+
+
 @app.route("/status", methods=["GET"])
 @handle_errors
 def status_page() -> Response:

@@ -18,6 +18,7 @@ from datetime import datetime
 from html import escape
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from chalice import Response  # type: ignore[attr-defined]
 from chalice.app import Request
@@ -252,6 +253,7 @@ def _host_row(h: HostRow, now: datetime) -> Html:
     return html(
         HOST_ROW,
         host=h.host,
+        host_q=quote(h.host, safe=""),
         details=join((html('<span class="detail">{d}</span>', d=d) for d in details), " "),
         state=h.status.value,
         alerts=html(' <span class="count">{n} open</span>', n=h.open_alerts)
@@ -372,7 +374,8 @@ HOSTS_TABLE = """<table class="hosts">
 <tbody>{rows}</tbody>
 </table>"""
 
-HOST_ROW = """<tr class="host"><th scope="row"><span class="name">{host}</span>{alerts}<br>{details}</th>\
+HOST_ROW = """<tr class="host"><th scope="row"><a class="name" href="status/hosts/{host_q}">{host}</a>\
+{alerts}<br>{details}</th>\
 <td><span class="state {state}">{state}</span></td>\
 <td title="{seen_at}, every {every}">{seen}</td>\
 <td><svg class="spark" viewBox="0 0 120 32" width="240" height="64" role="img" aria-label="{label}" \

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         AlertStore,
         DeliveryLedger,
         HostStore,
+        MetricReader,
         MetricStore,
         SilenceStore,
         TokenStore,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from chalicelib.services.line_protocol import LineProtocolIngest
     from chalicelib.services.notify import NotifyService
     from chalicelib.services.remote_write import RemoteWriteIngest
+    from chalicelib.services.series import SeriesService
     from chalicelib.services.silences import SilenceService
     from chalicelib.settings import Settings
 
@@ -80,6 +82,35 @@ class Services:
                 token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
             return InfluxDBMetricStore(self.settings.influx_target, token)
         raise SettingsError(f"no metric store for FLEETPULSE_STORE={self.settings.store!r}")
+
+    @cached_property
+    def metric_reader(self) -> MetricReader:
+        """History read back from the store `metric_store` writes to."""
+        from chalicelib.settings import MetricBackend
+
+        if self.settings.store is MetricBackend.TIMESTREAM:
+            from chalicelib.adapters.history import TimestreamMetricReader
+
+            return TimestreamMetricReader(
+                self.clients.get("timestream-query"),
+                self.settings.timestream_database,
+                self.settings.timestream_table,
+            )
+        from chalicelib.adapters.history import InfluxDBMetricReader
+        from chalicelib.adapters.influxdb import TokenSource
+
+        token: TokenSource = self.settings.influx_token
+        if self.settings.influx_token_param:
+            from chalicelib.adapters.ssm import SSMParameterSecret
+
+            token = SSMParameterSecret(self.parameters, self.settings.influx_token_param)
+        return InfluxDBMetricReader(self.settings.influx_target, token)
+
+    @cached_property
+    def series(self) -> SeriesService:
+        from chalicelib.services.series import SeriesService
+
+        return SeriesService(self.metric_reader)
 
     @cached_property
     def token_store(self) -> TokenStore:
@@ -232,6 +263,7 @@ class Services:
             metrics=self.metric_store,
             policy=lambda: self.alerting_policy,
             jobs=self.job_store,
+            reader=lambda: self.metric_reader,
         )
 
     @cached_property

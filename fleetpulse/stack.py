@@ -32,6 +32,7 @@ from chalicelib.routing import MAX_RETRY_ATTEMPTS
 from chalicelib.settings import MetricBackend, Settings
 from chalicelib.wiring import Services, use
 from fleetpulse.inbox import LocalInbox
+from fleetpulse.influxd import LocalInfluxd
 from fleetpulse.lambdas import (
     EVALUATE,
     LOCAL_ACCOUNT,
@@ -245,6 +246,10 @@ class LocalStack:
     fleet_token: str = ""
     admin_token: str = ""
     store: str = ""  # which metric store the collector writes to, for the banner
+    # "influxdb": start influxd as the metric store (`local up`'s default), unless the
+    # caller's FLEETPULSE_STORE=influxdb names one; "timestream": the embedded AWS's.
+    metric_store: str = "timestream"
+    influxd: LocalInfluxd | None = None
     notes: list[str] = field(default_factory=list)  # warnings worth printing
     agent_host: str = ""
     agent_retired: bool | None = None  # after stop(): did the agent's goodbye retire its host
@@ -328,6 +333,8 @@ class LocalStack:
         self._saved_env = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         self.env = env
+        if self.metric_store == "influxdb" and os.environ.get("FLEETPULSE_STORE") != "influxdb":
+            self._start_influxd()
         # FLEETPULSE_STORE and FLEETPULSE_INFLUX_* come from the caller's environment:
         # with FLEETPULSE_STORE=influxdb points go to that InfluxDB, everything else
         # (tokens, hosts, alerts) stays on the embedded AWS.
@@ -351,6 +358,23 @@ class LocalStack:
             self._start_agent()
         self._ticker = threading.Thread(target=self._tick_loop, name="fleetpulse-tick", daemon=True)
         self._ticker.start()
+
+    def _start_influxd(self) -> None:
+        from fleetpulse.influxd import InfluxdError, LocalInfluxd
+
+        self.influxd = LocalInfluxd(self.state_dir / "influxdb", host=self.host)
+        try:
+            self.influxd.start()
+        except InfluxdError as exc:
+            raise StackError(str(exc)) from None
+        store_env = self.influxd.environment()
+        # A caller's v2 settings or token would contradict this v1 server without auth.
+        stale = [f"FLEETPULSE_INFLUX_{n}" for n in ("ORG", "BUCKET", "TOKEN", "TOKEN_PARAM")]
+        for name in [*store_env, *stale, "FLEETPULSE_INFLUX_USERNAME"]:
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ.pop(name, None)
+        os.environ.update(store_env)
+        self.env.update(store_env)
 
     def _start_moto(self) -> str:
         import requests
@@ -401,7 +425,10 @@ class LocalStack:
                 self.notes.append(
                     f"InfluxDB is not ready yet ({exc}); writes answer 503 until it is"
                 )
-        return f"InfluxDB ({target.api.value}) {target.describe()}"
+        where = f"InfluxDB ({target.api.value}) {target.describe()}"
+        if self.influxd is not None:
+            return f"{where}: influxd started here, data in {self.influxd.root}"
+        return where
 
     def _mint(self, services: Services, scope: str, name: str) -> str:
         token_id, token = mint(secrets.token_bytes(ID_BYTES + SECRET_BYTES))
@@ -615,6 +642,9 @@ class LocalStack:
             if http is not None:
                 http.close()
             use(None)
+        if self.influxd is not None:
+            self.influxd.stop()
+            self.influxd = None
         if self._moto is not None:
             self._moto.stop()
             # ThreadedMotoServer.stop leaves the listening socket open.

@@ -25,6 +25,7 @@ for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "FLEETPULSE_AWS_ENDPOINT_URL"):
 
 from tests.support.alerting_aws import alerting_stack  # noqa: E402
 from tests.support.aws import aws, aws_services  # noqa: E402
+from tests.support.history import history_api  # noqa: E402
 from tests.support.http import (  # noqa: E402
     api,
     fleet_token,
@@ -44,6 +45,7 @@ __all__ = [
     "aws_services",
     "dns_server",
     "fleet_token",
+    "history_api",
     "influx_v1_shape",
     "influx_v2",
     "influxd",

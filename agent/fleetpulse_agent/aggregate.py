@@ -1,9 +1,12 @@
 """Folds the samples of one send interval into one point per series.
 
-A gauge keeps its swing, not just its mean (the istatd lesson): the plain
-field name carries the interval's average and `<field>_min`, `<field>_max`,
-`<field>_last` the rest. Totals and sizes send only their last value, error
-and drop counts their sum over the interval.
+A gauge keeps its swing, not just its mean (the istatd set): the plain field
+name carries the interval's average, `<field>_count` the number of samples
+and, when there were two or more, `<field>_min`, `<field>_max` and
+`<field>_stddev` (population); with one sample they would only repeat the
+average. `<field>_last` is sent for the fields in `last_fields` only (no
+shipped rule reads it: rules judge the average). Totals and sizes send only
+their last value, error and drop counts their sum over the interval.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from fleetpulse_agent.collect import AVG, CONST, GAUGE, KINDS, SUM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations stay strings at run time (PEP 563): typing is never loaded
-    from typing import Any, Dict, List, Tuple
+    from typing import Any, Dict, FrozenSet, List, Tuple
 
 
 MAX_POINTS_PER_BATCH = 1000
@@ -32,9 +35,13 @@ def round3(value: Any) -> Any:
 class Aggregator:
     """Series summaries for the running interval. Not thread-safe: the collect loop owns it."""
 
-    def __init__(self, kinds: Dict[str, str] = KINDS) -> None:
+    def __init__(
+        self, kinds: Dict[str, str] = KINDS, last_fields: FrozenSet[str] = frozenset()
+    ) -> None:
         self.kinds = kinds
-        # (measurement, sorted tag items) -> [tags, last time ms, {field: [n, sum, min, max, last]}]
+        self.last_fields = last_fields
+        # (measurement, sorted tag items) ->
+        #   [tags, last time ms, {field: [n, sum, min, max, last, sum of squares]}]
         self.series: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], list] = {}
 
     def add(
@@ -51,13 +58,14 @@ class Aggregator:
                 continue  # the collector refuses NaN and infinity; one bad value is not the point
             s = stats.get(name)
             if s is None:
-                stats[name] = [1, value, value, value, value]
+                stats[name] = [1, value, value, value, value, value * value]
             else:
                 s[0] += 1
                 s[1] += value
                 s[2] = min(s[2], value)
                 s[3] = max(s[3], value)
                 s[4] = value
+                s[5] += value * value
 
     def __len__(self) -> int:
         return len(self.series)
@@ -67,18 +75,25 @@ class Aggregator:
         points = []
         for (measurement, _), (tags, time_ms, stats) in self.series.items():
             fields = {}
-            for name, (n, total, lo, hi, last) in stats.items():
+            for name, (n, total, lo, hi, last, squares) in stats.items():
                 kind = self.kinds.get(name, GAUGE)
                 if kind == CONST:
                     fields[name] = round3(last)
                 elif kind == SUM:
                     fields[name] = round3(total)
                 else:
-                    fields[name] = round3(total / n)
+                    mean = total / n
+                    fields[name] = round3(mean)
                     if kind != AVG:
-                        fields[name + "_min"] = round3(lo)
-                        fields[name + "_max"] = round3(hi)
-                        fields[name + "_last"] = round3(last)
+                        fields[name + "_count"] = n
+                        if n > 1:
+                            fields[name + "_min"] = round3(lo)
+                            fields[name + "_max"] = round3(hi)
+                            # max(0, .): rounding can make a constant's variance a hair negative
+                            var = max(0.0, squares / n - mean * mean)
+                            fields[name + "_stddev"] = round3(math.sqrt(var))
+                        if name in self.last_fields:
+                            fields[name + "_last"] = round3(last)
             point = {"measurement": measurement, "time": time_ms, "fields": fields}
             if tags:
                 point["tags"] = tags

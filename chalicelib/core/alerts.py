@@ -33,6 +33,7 @@ from chalicelib.core.alert_message import (
     Link,
     Severity,
 )
+from chalicelib.core.host_links import host_page_url
 from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.models import ALERT_MEASUREMENT, FieldValue, Point
 from chalicelib.core.text import clip
@@ -389,6 +390,8 @@ def build_message(record: AlertRecord, status: AlertStatus, status_url: str | No
         links.append({"href": record.runbook, "text": "Runbook"})
     if status_url:
         links.append({"href": status_url, "text": "Status page"})
+        if record.host:
+            links.append({"href": host_page_url(status_url, record.host), "text": "Host history"})
     started = iso(record.active_at)
     assert started is not None
     return {

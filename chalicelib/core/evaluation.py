@@ -39,6 +39,7 @@ from chalicelib.core.alerts import (
 )
 from chalicelib.core.durations import format_duration
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
+from chalicelib.core.history_rules import HistoryValues
 from chalicelib.core.hosts import HostState
 from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.matchers import matches_all
@@ -144,8 +145,13 @@ def evaluate(
     silences: Sequence[Silence],
     policy: AlertingPolicy,
     now: datetime,
+    *,
+    history: HistoryValues | None = None,
 ) -> Evaluation:
-    """Every change this evaluation makes: alert transitions and notifications, host writes."""
+    """Every change this evaluation makes: alert transitions and notifications, host writes.
+
+    `history`: the values of window, baseline and forecast rules (core/history_rules.py).
+    """
     now_ms = ms_of_instant(now)
     by_measurement = policy.rules.by_measurement
     hosts_with_alerts = {r.host for r in alerts.values()}
@@ -155,6 +161,7 @@ def evaluate(
     host_changes: list[HostChange] = []
     statuses = dict.fromkeys(HostStatus, 0)
     down: list[tuple[HostSnapshot, timedelta]] = []
+    live: dict[str, HostSnapshot] = {}
     active = silent = 0
     for h in hosts:
         grace = policy.grace_for(h)
@@ -186,6 +193,7 @@ def evaluate(
             frozen_hosts.add(h.host)
             prune = {k: s.time_ms for k, s in h.series.items() if s.time_ms < forget_ms}
         else:
+            live[h.host] = h
             seen, prune = _thresholds(
                 h,
                 by_measurement=by_measurement,
@@ -210,6 +218,9 @@ def evaluate(
                     HostAction.PRUNE, h.host, h.last_seen_at, series=prune, services=old_services
                 )
             )
+    if history is not None:
+        frozen_ids.update(history.held)
+        obs.update(_history_obs(history, live, alerts))
     needed = max(policy.outage_min_hosts, math.ceil(policy.outage_share * active))
     outage = active > 0 and silent >= needed
     for h, grace in down:
@@ -317,6 +328,28 @@ def _thresholds(
                 rule, h, s.tags, float(value), level=level, alert_id=alert_id
             )
     return obs, prune
+
+
+def _history_obs(
+    history: HistoryValues,
+    live: Mapping[str, HostSnapshot],
+    alerts: Mapping[str, AlertRecord],
+) -> dict[str, Observation]:
+    """What history rules' values show, judged like latest values, for hosts that are up."""
+    obs: dict[str, Observation] = {}
+    for d in history.values:
+        h = live.get(d.host)
+        rule = d.rule
+        if h is None or (
+            rule.matchers and not matches_all(rule.matchers, d.tags, h.tags, {"host": d.host})
+        ):
+            continue
+        alert_id = threshold_alert_id(d.host, rule.name, d.tags)
+        record = alerts.get(alert_id)
+        level = rule.level(d.value, record is not None and record.state in OPEN_STATES)
+        if level is not None or record is not None:
+            obs[alert_id] = _threshold_obs(rule, h, d.tags, d.value, level=level, alert_id=alert_id)
+    return obs
 
 
 def _threshold_obs(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the ports only name these types; importing them costs cold 
         Episode,
         Notification,
     )
+    from chalicelib.core.series import Series, SeriesQuery
     from chalicelib.core.silences import Silence
     from chalicelib.core.tokens import TokenRecord
 
@@ -74,6 +75,10 @@ class HostStore(Protocol):
         everything); a store may leave the others out. `history`: also decode
         the CPU and memory ring (HostSnapshot.history, any order).
         """
+        ...
+
+    def snapshot(self, host: str) -> HostSnapshot | None:
+        """One host, read by its key (no Scan); None when there is no such host."""
         ...
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
@@ -191,4 +196,16 @@ class DeliveryLedger(Protocol):
 
     def delivery(self, message_id: str, channel: Channel) -> dict[str, Any] | None:
         """The recorded delivery as plain values (state, attempts, response_code, error...)."""
+        ...
+
+
+class MetricReader(Protocol):
+    """History read back: InfluxQL for InfluxDB, Query SQL for Timestream."""
+
+    def read(self, query: SeriesQuery) -> list[Series]:
+        """The series `query` asks for, oldest point first, one per tag set (or host).
+
+        Raises BackendUnavailable when the store cannot answer, and InvalidPayload
+        (TooManySeries) when the answer would hold more than MAX_SERIES series.
+        """
         ...

@@ -19,6 +19,13 @@ from typing import Any
 
 from chalicelib.core.alert_message import Severity
 from chalicelib.core.durations import parse_duration
+from chalicelib.core.history_rules import (
+    BASELINE_SUMMARY,
+    FORECAST_SUMMARY,
+    HISTORY_KEYS,
+    HistorySpec,
+    parse_history,
+)
 from chalicelib.core.matchers import Matcher, parse_matchers
 from chalicelib.core.templates import Template, check_template
 
@@ -106,6 +113,7 @@ class ThresholdRule:
     description: Template | None = None
     runbook: str | None = None
     labels: dict[str, str] = dc_field(default_factory=dict)
+    history: HistorySpec | None = None  # window/baseline/forecast: core/history_rules.py
 
     def crosses(self, value: float, level: float) -> bool:
         op = self.op
@@ -179,6 +187,8 @@ class RuleSet:
     ) -> RuleSet:
         by_measurement: dict[str, list[ThresholdRule]] = {}
         for rule in rules:
+            if rule.history is not None:
+                continue  # read from history, not from the latest values
             by_measurement.setdefault(rule.measurement, []).append(rule)
         return cls(
             rules,
@@ -208,6 +218,7 @@ _RULE_KEYS = {
     "description",
     "runbook",
     "labels",
+    *HISTORY_KEYS,
 }
 _HEARTBEAT_KEYS = {"grace", "overrides", "severity", "repeat_interval", "runbook", "summary"}
 _OVERRIDE_KEYS = {"match", "grace"}
@@ -371,8 +382,17 @@ def _parse_rule(
     except ValueError:
         problems.add(f"{path}.op", f'must be one of ">", ">=", "<", "<=", got {op_raw!r}')
         op = Op.GT
+    history = parse_history(raw, path, problems.add)
     counted = len(problems.items)
     warning = problems.number(raw, "warning", path)
+    if history is not None and history.baseline is not None:
+        # A baseline rule's value is a ratio; its level defaults to the baseline's.
+        if op is not Op.GT:
+            problems.add(f"{path}.op", "a baseline rule compares a ratio with >")
+        if warning is None and raw.get("critical") is None:
+            warning = history.baseline.ratio
+    if history is not None and names["divide_by"] is not None:
+        problems.add(f"{path}.divide_by", "is not supported with window, baseline or forecast")
     critical = problems.number(raw, "critical", path)
     if warning is None and critical is None and len(problems.items) == counted:
         problems.add(f"{path}.warning", "a rule needs a warning or a critical level (or both)")
@@ -435,11 +455,20 @@ def _parse_rule(
         keep=rule_keep,
         repeat=rule_repeat,
         matchers=matchers,
-        summary=summary or Template(DEFAULT_THRESHOLD_SUMMARY),
+        summary=summary or Template(_default_summary(history)),
         description=description,
         runbook=runbook,
         labels=labels,
+        history=history,
     )
+
+
+def _default_summary(history: HistorySpec | None) -> str:
+    if history is not None and history.baseline is not None:
+        return BASELINE_SUMMARY
+    if history is not None and history.forecast is not None:
+        return FORECAST_SUMMARY
+    return DEFAULT_THRESHOLD_SUMMARY
 
 
 def _parse_heartbeat(raw: object, problems: _Problems) -> HeartbeatPolicy:

@@ -33,6 +33,7 @@ from chalicelib.core.alerts import (
 from chalicelib.core.errors import InvalidPayload, NotFound, Problem
 from chalicelib.core.evaluation import AlertingPolicy, Evaluation, HostAction, evaluate
 from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_status
+from chalicelib.core.history_rules import HistoryValues
 from chalicelib.core.instants import iso
 from chalicelib.core.jobs import Job, JobStore
 from chalicelib.core.matchers import Matcher
@@ -42,6 +43,7 @@ from chalicelib.core.ports import (
     AlertStore,
     BackendUnavailable,
     HostStore,
+    MetricReader,
     MetricStore,
     SilenceStore,
 )
@@ -114,6 +116,7 @@ class AlertingService:
         policy: Callable[[], AlertingPolicy],
         budget: timedelta = WRITE_BUDGET,
         jobs: JobStore | None = None,
+        reader: Callable[[], MetricReader] | None = None,
     ) -> None:
         self.hosts = hosts
         self.alerts = alerts
@@ -123,6 +126,7 @@ class AlertingService:
         self._policy = policy
         self.budget = budget
         self.jobs = jobs
+        self._reader = reader  # history rules only: a run without them reads no history
 
     @property
     def policy(self) -> AlertingPolicy:
@@ -146,10 +150,11 @@ class AlertingService:
         records = {r.alert_id: r for r in self.alerts.scan()}
         silences = self.silences.list()
         jobs = self._jobs()
-        started = time.perf_counter()
         # Job alerts are stepped by their own module (chalicelib/core/jobs.py).
         host_records = {k: r for k, r in records.items() if r.kind is not AlertKind.JOB}
-        evaluation = evaluate(hosts, host_records, silences, policy, now)
+        history = self._history(host_records, now)
+        started = time.perf_counter()
+        evaluation = evaluate(hosts, host_records, silences, policy, now, history=history)
         if jobs is not None and (jobs or len(host_records) < len(records)):
             from chalicelib.services.jobs import job_changes
 
@@ -162,6 +167,19 @@ class AlertingService:
             compute_ms=(time.perf_counter() - started) * 1000,
         )
         return evaluation, report
+
+    def _history(self, records: dict[str, AlertRecord], now: datetime) -> HistoryValues | None:
+        """Window, baseline and forecast rules' values: one grouped query per rule."""
+        rules = [r for r in self.policy.rules.rules if r.history is not None]
+        if not rules or self._reader is None:
+            return None
+        from chalicelib.core.alerts import threshold_alert_id
+        from chalicelib.core.history_rules import read_history
+
+        history = read_history(rules, self._reader().read, records, now, threshold_alert_id)
+        if history.failed:
+            logger.warning("history unavailable", extra={"rules": history.failed})
+        return history
 
     def _jobs(self) -> list[Job] | None:
         """The jobs, or None when they cannot be read: their alerts then keep their

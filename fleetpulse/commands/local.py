@@ -52,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=Path(".fleetpulse"),
         help="where local.env, inbox.jsonl and the agent's log and spool go (default .fleetpulse)",
     )
+    up.add_argument(
+        "--store",
+        choices=("influxdb", "timestream"),
+        default="influxdb",
+        help="the metric store: influxdb starts influxd here (default; history and its "
+        "rules work), timestream uses the embedded AWS's (stores, runs no query); "
+        "FLEETPULSE_STORE=influxdb with FLEETPULSE_INFLUX_* uses your own InfluxDB",
+    )
     up.set_defaults(handler=up_command)
 
     demo = actions.add_parser(
@@ -76,6 +84,7 @@ def up_command(args: argparse.Namespace) -> int:
         tick=args.tick,
         agent=not args.no_agent,
         state_dir=args.state_dir,
+        metric_store=args.store,
     )
     stopping = threading.Event()
 

@@ -97,6 +97,7 @@ TOKEN_OPS: dict[str, Op] = {
 HOST_OPS: dict[str, Op] = {
     "record": ("update_item", lambda s: s.record(HOST)),
     "get": ("get_item", lambda s: s.get("web-1")),
+    "snapshot": ("get_item", lambda s: s.snapshot("web-1")),
     "scan": ("scan", lambda s: s.scan()),
     "mark_down": ("update_item", lambda s: s.mark_down("web-1", NOW)),
     "pause": ("update_item", lambda s: s.pause("web-1")),

@@ -91,6 +91,17 @@ def test_the_first_post_creates_the_host_and_later_posts_update_it(stores):
     }
 
 
+def test_one_host_is_read_by_its_key_as_the_scan_reads_it(stores):
+    store = stores.hosts
+    store.record(update(host="db-1"))
+    store.record(
+        update(series={"mem": SeriesLatest("mem", {}, 2000, {"used_percent": 41, "up": True})})
+    )
+    assert store.snapshot("web-1") == hosts(store)["web-1"]
+    assert store.snapshot("db-1") == hosts(store)["db-1"]
+    assert store.snapshot("web-2") is None
+
+
 def test_a_shutdown_retires_the_host_and_its_next_post_brings_it_back(stores):
     store = stores.hosts
     store.record(host_update(report(NOW), NOW))

@@ -91,7 +91,7 @@ def test_every_sample_arrives_in_order_after_each_kind_of_outage(collector, make
     assert {202, 500, 503} <= {p.status for p in collector.posts}
 
 
-def test_points_carry_min_max_last_and_fit_the_store(collector, make_cfg) -> None:
+def test_points_carry_the_istatd_set_and_fit_the_store(collector, make_cfg) -> None:
     cfg = make_cfg(collector.url, sample_interval=0.02, send_interval=0.2)
     agent = Agent(cfg)
     thread = run_in_thread(agent)
@@ -100,10 +100,13 @@ def test_points_carry_min_max_last_and_fit_the_store(collector, make_cfg) -> Non
     thread.join(10)
     measurements = {k[1] for k in collector.stored}
     assert {"cpu", "memory", "system", "processes", "tcp", "fleetpulse_agent"} <= measurements
-    cpu = next(v for k, v in collector.stored.items() if k[1] == "cpu")
+    cpus = [v for k, v in collector.stored.items() if k[1] == "cpu" and v["user_count"] > 1]
+    assert cpus
+    cpu = cpus[0]
     for field in ("user", "system", "iowait", "steal", "idle"):
         assert cpu[f"{field}_min"] <= cpu[field] <= cpu[f"{field}_max"]
-        assert f"{field}_last" in cpu
+        assert 0 <= cpu[f"{field}_stddev"] <= cpu[f"{field}_max"] - cpu[f"{field}_min"]
+        assert f"{field}_last" not in cpu
     own = next(v for k, v in collector.stored.items() if k[1] == "fleetpulse_agent")
     assert own["rss_bytes"] > 1_000_000
     for name in ("spool_bytes", "dropped_batches", "send_errors", "dead_letters", "rejected"):

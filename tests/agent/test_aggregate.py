@@ -1,4 +1,4 @@
-"""One point per series per interval: average, min, max and last, sums and last values."""
+"""One point per series per interval: the istatd set for gauges, sums and last values."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def test_a_gauge_keeps_its_swing_inside_the_interval() -> None:
         "time": 1003,  # the interval's last sample
         "fields": {
             "load": 4,
+            "load_count": 4,
             "load_min": 1,
             "load_max": 9,
-            "load_last": 4,
+            "load_stddev": 3.082,
             "queue": 4,
             "total": 103,
             "errors": 6,
@@ -53,3 +54,24 @@ def test_non_finite_values_are_left_out_not_sent() -> None:
 def test_batches_are_cut_at_the_request_cap() -> None:
     assert [len(c) for c in chunks(list(range(2500)), 1000)] == [1000, 1000, 500]
     assert chunks([], 1000) == [[]]
+
+
+def test_one_sample_sends_its_count_and_no_spread() -> None:
+    agg = Aggregator(KINDS)
+    agg.add("system", {}, {"load": 2.5}, 1)
+    [point] = agg.flush()
+    assert point["fields"] == {"load": 2.5, "load_count": 1}
+
+
+def test_a_constant_has_a_zero_stddev_and_last_is_sent_where_asked() -> None:
+    agg = Aggregator(KINDS, last_fields=frozenset({"load"}))
+    for t in range(3):
+        agg.add("system", {}, {"load": 0.1}, t)
+    agg.add("system", {}, {"load": 0.7}, 3)
+    [point] = agg.flush()
+    assert point["fields"]["load_last"] == 0.7
+    agg.add("system", {}, {"load": 0.1}, 4)
+    agg.add("system", {}, {"load": 0.1}, 5)
+    [point] = agg.flush()
+    assert point["fields"]["load_stddev"] == 0
+    assert "load_last" not in Aggregator(KINDS).flush()

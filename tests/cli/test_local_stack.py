@@ -272,7 +272,17 @@ def children(pid):
     return found
 
 
-def test_the_agent_stops_itself_when_the_stack_is_killed(tmp_path, rules):
+def command_line(pid):
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
+def gone(pid):
+    return (
+        not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    )
+
+
+def test_the_agent_and_influxd_stop_when_the_stack_is_killed(tmp_path, rules):
     process = subprocess.Popen(
         [
             sys.executable,
@@ -295,16 +305,12 @@ def test_the_agent_stops_itself_when_the_stack_is_killed(tmp_path, rules):
         for line in process.stdout:
             if line.startswith("Ctrl-C stops everything."):
                 break
-        [agent] = children(process.pid)
+        started = children(process.pid)
+        [influxd] = [c for c in started if command_line(c)[0].endswith(b"influxd")]
+        [agent] = [c for c in started if c != influxd]
         process.kill()
         process.wait()
-        until(
-            lambda: (
-                not Path(f"/proc/{agent}").exists()
-                or Path(f"/proc/{agent}/stat").read_text().split()[2] == "Z"
-            ),
-            timeout=10,
-        )
+        until(lambda: gone(agent) and gone(influxd), timeout=15)
     finally:
         if process.poll() is None:
             process.kill()

@@ -87,3 +87,59 @@ def test_local_up_refuses_an_incomplete_influxdb_configuration(stack_env, tmp_pa
         "FLEETPULSE_INFLUX_URL is required when FLEETPULSE_STORE=influxdb"
         in capsys.readouterr().err
     )
+
+
+def test_local_up_starts_its_own_influxd_and_reads_history_back(stack_env, tmp_path):
+    from tests.support.programs import require_program
+
+    require_program("influxd", "influxdb")
+    for name in ("FLEETPULSE_STORE", "FLEETPULSE_INFLUX_URL", "FLEETPULSE_INFLUX_TOKEN"):
+        stack_env.delenv(name, raising=False)
+    stack = LocalStack(port=free_port(), state_dir=tmp_path, agent=False, metric_store="influxdb")
+    try:
+        stack.start()
+        assert stack.influxd is not None
+        influx_url = stack.influxd.url
+        assert stack.store == (
+            f"InfluxDB (v1) database 'fleetpulse' at {influx_url}: influxd started here, "
+            f"data in {tmp_path / 'influxdb'}"
+        )
+        assert influx_url.startswith("http://127.0.0.1:")
+        t = int(time.time() * 1000)
+        posted = requests.post(
+            f"{stack.url}/v1/ingest",
+            json={
+                "host": "demo-1",
+                "points": [{"measurement": "cpu", "time": t, "fields": {"user": 7}}],
+            },
+            headers={"Authorization": f"Bearer {stack.fleet_token}"},
+            timeout=10,
+        )
+        assert posted.status_code == 202, posted.text
+        series = requests.get(
+            f"{stack.url}/v1/series",
+            params={"host": "demo-1", "measurement": "cpu", "field": "user", "from": "-5m"},
+            headers={"Authorization": f"Bearer {stack.admin_token}"},
+            timeout=10,
+        )
+        assert series.status_code == 200, series.text
+        assert [v for _, v in series.json()["series"][0]["points"]] == [7.0]
+        assert "FLEETPULSE_INFLUX_URL=" + influx_url in (tmp_path / "local.env").read_text()
+    finally:
+        stack.stop()
+    assert stack.influxd is None
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{influx_url}/ping", timeout=2)
+    assert "FLEETPULSE_STORE" not in os.environ
+    assert (tmp_path / "influxdb" / "data").is_dir()  # kept for the next run
+
+
+def test_local_up_store_timestream_keeps_the_embedded_aws_store(stack_env, tmp_path):
+    stack_env.delenv("FLEETPULSE_STORE", raising=False)
+    stack = LocalStack(port=free_port(), state_dir=tmp_path, agent=False, metric_store="timestream")
+    try:
+        stack.start()
+        assert stack.influxd is None
+        assert stack.store.startswith("Timestream (embedded)")
+    finally:
+        stack.stop()

@@ -39,6 +39,7 @@ def test_a_disk_filling_up_fires_once_and_resolves_once(alerting_stack):
     assert firing["links"] == [
         {"href": "https://runbooks.example/disk", "text": "Runbook"},
         {"href": "https://status.example/status", "text": "Status page"},
+        {"href": "https://status.example/status/hosts/web-1", "text": "Host history"},
     ]
     assert resolved["status"] == "resolved"
     assert resolved["dedup_key"] == firing["dedup_key"]

@@ -96,9 +96,9 @@ def test_the_page_shows_every_host_state_alerts_silences_and_escapes_user_input(
 
     def row(host):
         match = re.search(
-            r'<tr class="host"><th scope="row"><span class="name">'
+            r'<tr class="host"><th scope="row"><a class="name" href="status/hosts/[^"]+">'
             + re.escape(host)
-            + r"</span>.*?</tr>",
+            + r"</a>.*?</tr>",
             page,
             re.S,
         )
@@ -115,7 +115,7 @@ def test_the_page_shows_every_host_state_alerts_silences_and_escapes_user_input(
     assert ">1 min ago<" in row("api-1")  # 90 s
     assert ">0 s ago<" in row("web-1")
     # Down first, then late: what needs eyes comes first.
-    order = re.findall(r"<span class=\"name\">([^<]*)</span>", page)
+    order = re.findall(r'<a class="name" href="[^"]*">([^<]*)</a>', page)
     assert order[:2] == ["web-2", "api-1"]
     points = json.loads(
         re.search(r'data-points="([^"]*)"', row("db-1")).group(1).replace("&quot;", '"')
@@ -142,7 +142,10 @@ def test_the_page_shows_every_host_state_alerts_silences_and_escapes_user_input(
     # User input is text, never markup; the page's own script is the only one.
     for hostile in (HOSTILE_HOST, HOSTILE_COMMENT, HOSTILE_TAG, HOSTILE_MOUNT):
         assert hostile not in page
-    assert '<span class="name">&lt;script&gt;alert(1)&lt;/script&gt;</span>' in page
+    assert (
+        '<a class="name" href="status/hosts/%3Cscript%3Ealert%281%29%3C%2Fscript%3E">'
+        "&lt;script&gt;alert(1)&lt;/script&gt;</a>"
+    ) in page
     assert "&lt;img src=x onerror=alert(1)&gt; kernel upgrade" in page
     assert "role=&lt;b&gt;web&lt;/b&gt;" in page
     assert "Disk /data&lt;i&gt;x&lt;/i&gt; at 97% on web-1" in page

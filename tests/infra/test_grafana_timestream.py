@@ -25,7 +25,7 @@ DATASOURCE = {"type": "grafana-timestream-datasource", "uid": "${datasource}"}
 # Dimensions: the host (CommonAttributes) and the agent's point tags; alert transitions'.
 DIMENSIONS = {"host", "cpu", "mount", "device", "fstype", "interface", "alert_id", "rule", "kind"}
 # Macros the data source expands, and Grafana's own variables.
-MACROS = {"__timeFilter", "__interval_ms", "__all"}
+MACROS = {"__timeFilter", "__interval_ms", "__all", "__from", "__to"}
 
 
 def agent_fields() -> dict[str, set[str]]:
@@ -115,7 +115,8 @@ def test_one_timestream_datasource_chosen_by_a_variable():
 @pytest.mark.parametrize(("where", "sql"), queries())
 def test_every_query_reads_the_agents_measures_within_the_time_range(where, sql):
     if not sql.startswith("SHOW"):
-        assert "$__timeFilter" in sql, where
+        # A week-ago overlay reads the dashboard's range a week back (Grafana's ${__from}).
+        assert "$__timeFilter" in sql or "${__from}) - 7d" in sql, where
         assert 'FROM "$database"."$table"' in sql, where
     assert sql.count("(") == sql.count(")"), where
     assert sql.count("'") % 2 == 0, where

@@ -3,8 +3,9 @@ code makes, and nothing it does not make.
 
 Every boto3 client the app creates records each call it sends (a botocore event hook), while
 one scenario walks every path: ingest as JSON and as line protocol (with the token's
-last-used touch), an EC2 lifecycle event, the evaluation with transitions, reminders, pruning,
-forgetting and silences, the admin API, both notifiers with their SSM secrets and ledger, and the InfluxDB
+last-used touch), an EC2 lifecycle event, history read back (`GET /v1/series`), the evaluation
+with transitions, reminders, pruning, forgetting and silences, the admin API, both notifiers
+with their SSM secrets and ledger, and the InfluxDB
 store reading its token from SSM. Each call is mapped to the IAM action and resource ARN it
 is authorised as, then checked against each stage's policy file. The operator's command
 (`fleetpulse ...`, the setup below) runs with the operator's credentials, not this policy.
@@ -107,6 +108,10 @@ def iam_calls(model: Any, operation: str, params: dict[str, Any]) -> list[Call]:
     if prefix == "timestream":
         if operation == "DescribeEndpoints":
             return [Call("timestream:DescribeEndpoints", "*")]
+        if operation == "Query":  # authorised as Select on each table the SQL reads
+            tables = re.findall(r'FROM "([^"]+)"\."([^"]+)"', params["QueryString"])
+            assert tables, params["QueryString"]
+            return [Call("timestream:Select", arn + f"database/{d}/table/{t}") for d, t in tables]
         table = f"database/{params['DatabaseName']}/table/{params['TableName']}"
         return [Call(f"timestream:{operation}", arn + table)]
     if prefix == "ssm" and operation == "GetParameter":
@@ -234,6 +239,9 @@ def exercise(stage: str, tmp_path: Path, slack: Any, pagerduty: Any, influx: Any
         stack.request("DELETE", "/v1/hosts/web-1/pause")  # not paused: a read says it exists
         assert stack.request("GET", "/v1/hosts").status_code == 200
         assert stack.request("GET", "/v1/alerts").status_code == 200
+        series = stack.request("GET", "/v1/series?host=web-1&measurement=disk&field=used_percent")
+        assert series.status_code == 200, series.body
+        assert stack.request("GET", "/status/hosts/web-1").status_code == 200  # one GetItem
         # Jobs: defined, pinged by id and by slug (created by its ping), listed, deleted.
         ping_key = add_token(setup, "ping")
         job = stack.request("PUT", "/v1/jobs/backup", {"period": "1h", "grace": "5m"})

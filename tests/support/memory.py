@@ -121,6 +121,11 @@ class InMemoryHostStore:
         with self._lock:
             return [_snapshot(item, history) for item in self.items.values()]
 
+    def snapshot(self, host: str) -> HostSnapshot | None:
+        with self._lock:
+            item = self.items.get(host)
+            return _snapshot(item) if item is not None else None
+
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
         with self._lock:
             item = self.items.get(host)

@@ -42,6 +42,7 @@ def test_pending_until_for_has_held_then_firing_once():
     assert message["links"] == [
         {"href": "https://runbooks.example/disk", "text": "Runbook"},
         {"href": "https://status.example", "text": "Status page"},
+        {"href": "https://status.example/hosts/web-1", "text": "Host history"},
     ]
 
 

@@ -163,6 +163,13 @@ class DynamoDBHostStore:
         item = response.get("Item")
         return cast("HostItem", from_item(item)) if item else None
 
+    def snapshot(self, host: str) -> HostSnapshot | None:
+        """One GetItem, eventually consistent, decoded as a scan decodes its items."""
+        with backend(TABLE):
+            response = self.client.get_item(TableName=self.table, Key={"host": {"S": host}})
+        item = response.get("Item")
+        return snapshot_from_item(cast("dict[str, Any]", item)) if item else None
+
     def scan(
         self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
     ) -> list[HostSnapshot]:
