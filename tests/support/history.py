@@ -87,6 +87,9 @@ def influx_services(influxd: Any, database: str, clock: Clock) -> Services:
             "FLEETPULSE_INFLUX_DB": database,
             "FLEETPULSE_INFLUX_USERNAME": influxd.username,
             "FLEETPULSE_INFLUX_TOKEN": influxd.password,
+            # Eight days of history go in through the collector: the window a deploy gets
+            # from its stage config (365 days), not the 2 h memory store's alone.
+            "FLEETPULSE_MAGNETIC_RETENTION_DAYS": "365",
         }
     )
     services = Services(settings, clock=clock)
