@@ -40,7 +40,7 @@ bind-address = "{host}:{rpc_port}"
 [http]
   enabled = true
   bind-address = "{host}:{http_port}"
-  auth-enabled = false
+  auth-enabled = {auth}
   log-enabled = false
   pprof-enabled = false
 
@@ -53,7 +53,26 @@ bind-address = "{host}:{rpc_port}"
 
 [continuous_queries]
   enabled = false
+
+[shard-precreation]
+  enabled = false
+
+[retention]
+  enabled = false
 """
+
+
+def influxd_config(root: Path, host: str, http_port: int, rpc_port: int, *, auth: bool) -> str:
+    """influxd's configuration for a private server on loopback: data under `root`, the
+    services a single local user needs and nothing else (no reporting, no monitor store,
+    no subscriptions, no continuous queries)."""
+    return _CONFIG.format(
+        root=root,
+        host=host,
+        http_port=http_port,
+        rpc_port=rpc_port,
+        auth="true" if auth else "false",
+    )
 
 
 def _die_with_parent() -> None:
@@ -109,11 +128,8 @@ class LocalInfluxd:
         self.http_port = self.http_port or free_port(self.host)
         config = self.root / "influxdb.conf"
         config.write_text(
-            _CONFIG.format(
-                root=self.root.resolve(),
-                host=self.host,
-                http_port=self.http_port,
-                rpc_port=free_port(self.host),
+            influxd_config(
+                self.root.resolve(), self.host, self.http_port, free_port(self.host), auth=False
             )
         )
         # influxd reads INFLUXDB_* variables as config overrides: none may leak in.

@@ -21,52 +21,12 @@ from typing import Any
 import pytest
 import requests
 
+from fleetpulse.influxd import influxd_config
 from fleetpulse.stack import free_port
 from tests.support.programs import require_program
 
 ADMIN_USER = "fleetpulse"
 ADMIN_PASSWORD = "test-password"  # a throwaway server on loopback
-
-_CONFIG = """\
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{root}/meta"
-  logging-enabled = false
-
-[data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
-  wal-fsync-delay = "0s"
-  query-log-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = true
-  log-enabled = false
-  pprof-enabled = false
-
-[logging]
-  level = "error"
-  suppress-logo = true
-
-[subscriber]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-
-[shard-precreation]
-  enabled = false
-
-[retention]
-  enabled = false
-"""
 
 
 @dataclass
@@ -119,7 +79,7 @@ def _start(root: Path) -> tuple[subprocess.Popen[bytes], InfluxServer]:
     binary = require_program("influxd", "influxdb")
     http_port, rpc_port = free_port(), free_port()
     config = root / "influxdb.conf"
-    config.write_text(_CONFIG.format(root=root, http_port=http_port, rpc_port=rpc_port))
+    config.write_text(influxd_config(root, "127.0.0.1", http_port, rpc_port, auth=True))
     # The server reads INFLUXDB_* variables as config overrides: none may leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
     log = (root / "influxd.log").open("wb")
