@@ -379,7 +379,12 @@ def test_collectd_write_http_is_an_ordinary_host(collector, programs, tmp_path):
     assert listed["agent_version"].startswith("5."), listed
     assert listed["interval_s"] == 1
 
-    until("load and memory stored", lambda: collector.stored(host, "memory"), timeout=30)
+    # collectd's plugins post in separate requests: wait for both, not the first to arrive.
+    until(
+        "load and memory stored",
+        lambda: collector.stored(host, "memory") and collector.stored(host, "load"),
+        timeout=30,
+    )
     load = collector.stored(host, "load")
     # ReportRelative: load per core (collectd's type_instance "relative")
     assert any({"shortterm", "midterm", "longterm"} <= set(f) for f in load), load
