@@ -62,7 +62,7 @@ class Agent:
         )
         self.sender = Sender(cfg, self.spool, post=post, clock=clock)
         self.collector = collector or Collector(clock=monotonic)
-        self.aggregator = Aggregator()
+        self.aggregator = Aggregator(stats=cfg.stats)
         self.statsd = StatsdAggregator(cfg.statsd_max_series)
         self.server: Optional[StatsdServer] = None
         self.stopping = threading.Event()
@@ -87,11 +87,14 @@ class Agent:
             self.aggregator.add(measurement, tags, fields, now_ms)
 
     def counters(self) -> Dict[str, int]:
+        """The spool's levels, and the totals since start that are not zero (absent: none)."""
         batches, size = self.spool.usage()
         out = {
             "spool_bytes": size,
             "spool_batches": batches,
             "memory_batches": len(self.spool.memory),
+        }
+        totals = {
             "dropped_batches": self.spool.dropped,
             "dead_letters": self.spool.dead_letters,
             "quarantined": self.spool.quarantined,
@@ -105,6 +108,7 @@ class Agent:
             "send_errors": self.sender.send_errors,
             "rejected": self.sender.rejected,
         }
+        out.update((k, v) for k, v in totals.items() if v)
         return out
 
     def cut(self, state: str = "alive") -> int:

@@ -1,12 +1,13 @@
 """Folds the samples of one send interval into one point per series.
 
-A gauge keeps its swing, not just its mean (the istatd set): the plain field
-name carries the interval's average, `<field>_count` the number of samples
-and, when there were two or more, `<field>_min`, `<field>_max` and
-`<field>_stddev` (population); with one sample they would only repeat the
-average. `<field>_last` is sent for the fields in `last_fields` only (no
-shipped rule reads it: rules judge the average). Totals and sizes send only
-their last value, error and drop counts their sum over the interval.
+A gauge's plain field name carries the interval's average; with two samples
+or more, the `stats` setting adds its swing as `<field>_min` and `<field>_max`
+(the default), and may add `<field>_stddev` (population) and, from one sample
+on, `<field>_count` (the number of samples). With one sample a spread would
+only repeat the average. `<field>_last` is sent for the fields in
+`last_fields` only (no shipped rule reads it: rules judge the average).
+Average-only fields send just that; totals and sizes only their last value;
+error and drop counts their sum over the interval.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ class Aggregator:
     """Series summaries for the running interval. Not thread-safe: the collect loop owns it."""
 
     def __init__(
-        self, kinds: Dict[str, str] = KINDS, last_fields: FrozenSet[str] = frozenset()
+        self,
+        kinds: Dict[str, str] = KINDS,
+        last_fields: FrozenSet[str] = frozenset(),
+        stats: Tuple[str, ...] = ("min", "max"),
     ) -> None:
         self.kinds = kinds
         self.last_fields = last_fields
+        self.stats = stats
         # (measurement, sorted tag items) ->
         #   [tags, last time ms, {field: [n, sum, min, max, last, sum of squares]}]
         self.series: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], list] = {}
@@ -84,16 +89,18 @@ class Aggregator:
                 else:
                     mean = total / n
                     fields[name] = round3(mean)
-                    if kind != AVG:
-                        fields[name + "_count"] = n
-                        if n > 1:
-                            fields[name + "_min"] = round3(lo)
-                            fields[name + "_max"] = round3(hi)
-                            # max(0, .): rounding can make a constant's variance a hair negative
-                            var = max(0.0, squares / n - mean * mean)
-                            fields[name + "_stddev"] = round3(math.sqrt(var))
-                        if name in self.last_fields:
-                            fields[name + "_last"] = round3(last)
+                    if kind == AVG:
+                        continue
+                    extra = {"count": n}
+                    if n > 1:
+                        # max(0, .): rounding can make a constant's variance a hair negative
+                        var = max(0.0, squares / n - mean * mean)
+                        extra.update(min=lo, max=hi, stddev=math.sqrt(var))
+                    for stat in self.stats:
+                        if stat in extra:
+                            fields[name + "_" + stat] = round3(extra[stat])
+                    if name in self.last_fields:
+                        fields[name + "_last"] = round3(last)
             point = {"measurement": measurement, "time": time_ms, "fields": fields}
             if tags:
                 point["tags"] = tags

@@ -33,6 +33,12 @@ KINDS = {
     "tx_errors": SUM,
     "rx_drops": SUM,
     "tx_drops": SUM,
+    # Already averages over minutes: their swing within one interval is noise.
+    "load5": AVG,
+    "load15": AVG,
+    # The agent's own footprint: its average is what it costs the host.
+    "rss_bytes": AVG,
+    "cpu_percent": AVG,
 }
 TCP_STATES = {
     "01": "established",
@@ -181,6 +187,8 @@ class Collector:
             )
         )
         swap_total = info.get(b"SwapTotal", 0)
+        if not swap_total:
+            return  # no swap configured: nothing to watch
         swap_used = swap_total - info.get(b"SwapFree", 0)
         out.append(
             (
@@ -189,7 +197,7 @@ class Collector:
                 {
                     "total_bytes": swap_total,
                     "used_bytes": swap_used,
-                    "used_percent": 100.0 * swap_used / swap_total if swap_total else 0.0,
+                    "used_percent": 100.0 * swap_used / swap_total,
                 },
             )
         )
@@ -326,8 +334,8 @@ class Collector:
             v = rest.split()
             counters = tuple(int(v[i]) for i in (0, 1, 2, 3, 8, 9, 10, 11))
             d = self._delta("net:" + name, now, counters)
-            if d is None:
-                continue
+            if d is None or not (counters[1] or counters[5]):
+                continue  # no packet either way since boot: down or unused
             s, (rxb, rxp, rxe, rxd, txb, txp, txe, txd) = d
             out.append(
                 (

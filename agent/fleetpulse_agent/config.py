@@ -22,6 +22,8 @@ HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # Names the metric store keeps for itself; a tag with one of them cannot be stored.
 RESERVED = ("time", "measure_name")
 RESERVED_PREFIXES = ("measure_value", "ts_")
+# What a gauge may send beside its average, as `<field>_<stat>` (aggregate.py).
+STATS = ("count", "min", "max", "stddev")
 
 
 class ConfigError(Exception):
@@ -114,6 +116,13 @@ def _resolvers(raw: str) -> List[Tuple[str, int]]:
     return out
 
 
+def _stats(raw: str) -> Tuple[str, ...]:
+    names = {s.strip() for s in raw.split(",")} - {""}
+    if names - set(STATS):
+        raise ValueError
+    return tuple(s for s in STATS if s in names)
+
+
 def _level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError
@@ -133,6 +142,7 @@ SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "memory_queue_mb": ("16", _number(float, 0.01, 4096), "megabytes, a number > 0"),
     "sample_interval": ("10", _number(float, 0.01, 3600), "seconds, 0.01 to 3600"),
     "send_interval": ("60", _number(float, 0.01, 86400), "seconds, 0.01 to 86400"),
+    "stats": ("min,max", _stats, "a comma list among count, min, max, stddev, or empty"),
     "statsd": ("127.0.0.1:8125", lambda r: parse_address(r, 8125), "host:port, or off"),
     "statsd_max_series": ("2000", _number(int, 1, 10**6), "a whole number > 0"),
     "connect_timeout": ("5", _number(float, 0.01, 600), "seconds"),

@@ -3,7 +3,9 @@
 Once per send interval: one read of /proc/<pid>/stat per process gives each
 group (processes with the same executable name) its count, CPU, resident
 memory and threads; open file descriptors are counted only for the groups
-sent: the top `top` by CPU, the top `top` by memory, and every service.
+sent: the top `top` by CPU (of those that used any), the top `top` by memory,
+and every service. Kernel threads (PF_KTHREAD: kworker/*, kthreadd...) run no
+program and are no group.
 
 A group whose name is a known server (nginx, postgres, redis-server...) is a
 service: while it runs, an `ok` event with a ttl; when its processes vanish, a
@@ -50,6 +52,7 @@ SERVICE_UNITS = {
     "sshd": ("ssh", "sshd"),
     "dockerd": ("docker",),
 }
+PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread (kworker/*, kthreadd...)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _LISTEN_RE = re.compile(rb"^\s*\d+: [0-9A-F]+:([0-9A-F]{4}) \S+ 0A(?:\s+\S+){5}\s+(\d+)", re.M)
@@ -99,6 +102,7 @@ class Processes:
         self.ttl_ms = int(ttl * 1000)
         self.systemctl = systemctl
         self.list_pids = pids or self._all_pids  # tests watch only the processes they started
+        self.skip_flags = PF_KTHREAD  # bench/agent_payload.py sets 0 to count kernel threads in
         self.prev: Dict[Tuple[int, int], int] = {}  # (pid, start time) -> CPU ticks
         self.prev_at: Optional[float] = None
         self.services: Dict[str, Service] = {}
@@ -166,8 +170,8 @@ class Processes:
             close = data.rfind(b")")
             name = data[data.find(b"(") + 1 : close].decode(errors="replace")
             f = data[close + 2 :].split()
-            if len(f) < 22 or f[0] == b"Z":
-                continue  # a zombie holds no memory and runs nothing
+            if len(f) < 22 or f[0] == b"Z" or int(f[6]) & self.skip_flags:
+                continue  # a zombie holds no memory and runs nothing; a kernel thread is no program
             key = (pid, int(f[19]))
             ticks = int(f[11]) + int(f[12])
             ticks_now[key] = ticks
@@ -266,7 +270,8 @@ class Processes:
         groups = self.groups()
         elapsed = now - self.prev_at if self.prev_at is not None else 0.0
         self.prev_at = now
-        by_cpu = sorted(groups.values(), key=lambda g: -g.ticks)[: self.top]
+        # A group that used no CPU is nobody's top CPU user (every group, at the first reading).
+        by_cpu = sorted((g for g in groups.values() if g.ticks), key=lambda g: -g.ticks)[: self.top]
         by_rss = sorted(groups.values(), key=lambda g: -g.rss)[: self.top]
         running = {SERVICES[n]: g for n, g in groups.items() if n in SERVICES}
         chosen = {g.name: g for g in by_cpu + by_rss + list(running.values())}

@@ -91,7 +91,7 @@ def test_every_sample_arrives_in_order_after_each_kind_of_outage(collector, make
     assert {202, 500, 503} <= {p.status for p in collector.posts}
 
 
-def test_points_carry_the_istatd_set_and_fit_the_store(collector, make_cfg) -> None:
+def test_points_carry_average_and_swing_and_fit_the_store(collector, make_cfg) -> None:
     cfg = make_cfg(collector.url, sample_interval=0.02, send_interval=0.2)
     agent = Agent(cfg)
     thread = run_in_thread(agent)
@@ -100,17 +100,21 @@ def test_points_carry_the_istatd_set_and_fit_the_store(collector, make_cfg) -> N
     thread.join(10)
     measurements = {k[1] for k in collector.stored}
     assert {"cpu", "memory", "system", "processes", "tcp", "fleetpulse_agent"} <= measurements
-    cpus = [v for k, v in collector.stored.items() if k[1] == "cpu" and v["user_count"] > 1]
+    cpus = [v for k, v in collector.stored.items() if k[1] == "cpu" and "user_min" in v]
     assert cpus
     cpu = cpus[0]
     for field in ("user", "system", "iowait", "steal", "idle"):
         assert cpu[f"{field}_min"] <= cpu[field] <= cpu[f"{field}_max"]
-        assert 0 <= cpu[f"{field}_stddev"] <= cpu[f"{field}_max"] - cpu[f"{field}_min"]
-        assert f"{field}_last" not in cpu
-    own = next(v for k, v in collector.stored.items() if k[1] == "fleetpulse_agent")
-    assert own["rss_bytes"] > 1_000_000
-    for name in ("spool_bytes", "dropped_batches", "send_errors", "dead_letters", "rejected"):
-        assert name in own
+        for stat in ("count", "stddev", "last"):  # opt-in (stats) or never sent
+            assert f"{field}_{stat}" not in cpu
+    own = [v for k, v in collector.stored.items() if k[1] == "fleetpulse_agent"]
+    assert own[0]["rss_bytes"] > 1_000_000
+    assert "rss_bytes_max" not in own[0]  # the agent's own footprint: its average
+    for name in ("spool_bytes", "spool_batches", "memory_batches"):
+        assert name in own[0]  # levels, zero or not
+    for name in ("dropped_batches", "send_errors", "dead_letters", "rejected"):
+        assert all(name not in v for v in own)  # totals since start: none so far, so absent
+    assert any(v.get("sent_batches", 0) >= 1 for v in own)
     assert all(len(fields) <= 40 for fields in collector.stored.values())
 
 
@@ -191,3 +195,20 @@ def test_shutdown_with_a_stuck_backlog_still_says_goodbye(collector, make_cfg) -
     assert collector.wait_for(
         lambda: any(h["state"] == "shutdown" for h in collector.heartbeats), 5
     )
+
+
+def test_the_stats_setting_chooses_what_each_gauge_sends_beside_its_average(
+    collector, make_cfg
+) -> None:
+    cfg = make_cfg(collector.url, stats="count,stddev", processes="false")
+    batches: list[dict] = []
+    agent = Agent(cfg, on_batch=batches.append)
+    for _ in range(3):
+        agent.sample()
+        time.sleep(0.05)
+    agent.cut()
+    [cpu] = [p["fields"] for b in batches for p in b["points"] if p["measurement"] == "cpu"]
+    assert cpu["user_count"] == 2  # the first reading only primed the counters
+    assert cpu["user_stddev"] >= 0
+    assert "user_min" not in cpu
+    assert "user_max" not in cpu

@@ -1,4 +1,5 @@
-"""One point per series per interval: the istatd set for gauges, sums and last values."""
+"""One point per series per interval: average and swing for gauges (more on request), sums
+and last values."""
 
 from __future__ import annotations
 
@@ -8,28 +9,60 @@ from fleetpulse_agent.collect import AVG, CONST, GAUGE, SUM
 KINDS = {"load": GAUGE, "queue": AVG, "total": CONST, "errors": SUM}
 
 
-def test_a_gauge_keeps_its_swing_inside_the_interval() -> None:
-    agg = Aggregator(KINDS)
+def add_four(agg: Aggregator) -> None:
     for t, load in enumerate([1.0, 9.0, 2.0, 4.0]):
         agg.add(
             "system", {}, {"load": load, "queue": load, "total": 100 + t, "errors": t}, 1000 + t
         )
+
+
+def test_a_gauge_keeps_its_swing_inside_the_interval() -> None:
+    agg = Aggregator(KINDS)
+    add_four(agg)
     [point] = agg.flush()
     assert point == {
         "measurement": "system",
         "time": 1003,  # the interval's last sample
         "fields": {
             "load": 4,
-            "load_count": 4,
             "load_min": 1,
             "load_max": 9,
-            "load_stddev": 3.082,
             "queue": 4,
             "total": 103,
             "errors": 6,
         },
     }
     assert agg.flush() == []  # the next interval starts empty
+
+
+def test_count_and_stddev_are_sent_when_asked_and_min_max_can_be_left_out() -> None:
+    agg = Aggregator(KINDS, stats=("count", "min", "max", "stddev"))
+    add_four(agg)
+    [point] = agg.flush()
+    assert point["fields"] == {
+        "load": 4,
+        "load_count": 4,
+        "load_min": 1,
+        "load_max": 9,
+        "load_stddev": 3.082,
+        "queue": 4,  # average only, whatever the stats
+        "total": 103,
+        "errors": 6,
+    }
+    agg = Aggregator(KINDS, stats=("stddev",))
+    add_four(agg)
+    [point] = agg.flush()
+    assert point["fields"] == {
+        "load": 4,
+        "load_stddev": 3.082,
+        "queue": 4,
+        "total": 103,
+        "errors": 6,
+    }
+    agg = Aggregator(KINDS, stats=())
+    add_four(agg)
+    [point] = agg.flush()
+    assert point["fields"] == {"load": 4, "queue": 4, "total": 103, "errors": 6}
 
 
 def test_series_are_told_apart_by_tags_and_values_are_rounded() -> None:
@@ -56,15 +89,19 @@ def test_batches_are_cut_at_the_request_cap() -> None:
     assert chunks([], 1000) == [[]]
 
 
-def test_one_sample_sends_its_count_and_no_spread() -> None:
+def test_one_sample_sends_no_spread_and_its_count_when_asked() -> None:
     agg = Aggregator(KINDS)
+    agg.add("system", {}, {"load": 2.5}, 1)
+    [point] = agg.flush()
+    assert point["fields"] == {"load": 2.5}
+    agg = Aggregator(KINDS, stats=("count", "min", "max", "stddev"))
     agg.add("system", {}, {"load": 2.5}, 1)
     [point] = agg.flush()
     assert point["fields"] == {"load": 2.5, "load_count": 1}
 
 
 def test_a_constant_has_a_zero_stddev_and_last_is_sent_where_asked() -> None:
-    agg = Aggregator(KINDS, last_fields=frozenset({"load"}))
+    agg = Aggregator(KINDS, last_fields=frozenset({"load"}), stats=("stddev",))
     for t in range(3):
         agg.add("system", {}, {"load": 0.1}, t)
     agg.add("system", {}, {"load": 0.7}, 3)

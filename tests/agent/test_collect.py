@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fleetpulse_agent.aggregate import Aggregator
-from fleetpulse_agent.collect import Collector
+from fleetpulse_agent.collect import Collector, read
 from fleetpulse_agent.deliver import envelope
 
 from chalicelib.core.ingest import validate
@@ -152,6 +152,23 @@ def test_memory_processes_system_and_tcp(fake) -> None:
     assert (tcp["listen"], tcp["established"], tcp["time_wait"]) == (2, 1, 0)
 
 
+def test_no_swap_and_an_interface_that_never_carried_a_packet_send_nothing(fake) -> None:
+    fake.write("meminfo", MEMINFO.replace("SwapTotal: 400 kB\nSwapFree: 300 kB", "SwapTotal: 0 kB"))
+    now = [0.0]
+    c = Collector(str(fake.proc), clock=lambda: now[0], sys=str(fake.sys))
+    c.sample()
+    now[0] = 10.0
+    fake.tick(cpu=(1,) * 8, net=(0,) * 8, disk=(1, 1, 1, 1, 1))
+    s = by_measurement(c.sample())
+    assert "memory" in s
+    assert "swap" not in s  # none configured: zeros every minute would tell nothing
+    assert "net" not in s  # eth0 is down or unused
+    now[0] = 20.0
+    fake.tick(cpu=(2,) * 8, net=(0, 0, 0, 0, 60, 1, 0, 0), disk=(1, 1, 1, 1, 1))
+    s = by_measurement(c.sample())
+    assert [tags for tags, _ in s["net"]] == [{"interface": "eth0"}]  # one packet sent
+
+
 def test_disk_usage_covers_real_file_systems_once_each(fake) -> None:
     s = by_measurement(Collector(str(fake.proc), sys=str(fake.sys)).sample())
     assert [tags["mount"] for tags, _ in s["disk"]] == [
@@ -183,7 +200,9 @@ def test_real_proc_points_pass_the_collector_and_fit_a_timestream_record() -> No
         time.sleep(0.05)
     points = agg.flush()
     measurements = {p["measurement"] for p in points}
-    assert {"cpu", "memory", "swap", "system", "processes", "disk", "tcp"} <= measurements
+    assert {"cpu", "memory", "system", "processes", "disk", "tcp"} <= measurements
+    swap_kb = int(read("/proc/meminfo").split(b"SwapTotal:")[1].split()[0])
+    assert ("swap" in measurements) == (swap_kb > 0)
     assert c.errors == 0
     doc = envelope("test-host", {"role": "test"}, 60, "alive")
     doc["points"] = points

@@ -16,6 +16,7 @@ def test_defaults_fill_what_file_and_environment_leave_out(tmp_path) -> None:
     assert cfg.send_interval == 60
     assert cfg.statsd == ("127.0.0.1", 8125)
     assert cfg.dns_fallback == [("169.254.169.253", 53)]  # the VPC resolver
+    assert cfg.stats == ("min", "max")  # a gauge's average and its swing
     assert cfg.host  # the machine's own name
     assert config.ingest_url(cfg) == "https://collector.example.com/v1/ingest"
 
@@ -44,6 +45,21 @@ def test_environment_wins_over_the_file(tmp_path) -> None:
     assert cfg.spool_dir == "/tmp/spool"
     assert cfg.statsd is None
     assert cfg.tags == {"role": "web", "env": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "stats"),
+    [
+        ("stddev, count", ("count", "stddev")),  # in one order whatever the order given
+        ("count,min,max,stddev", ("count", "min", "max", "stddev")),
+        ("max", ("max",)),
+        ("", ()),  # the average only
+    ],
+)
+def test_the_stats_beside_each_average_are_a_comma_list(tmp_path, raw, stats) -> None:
+    path = tmp_path / "agent.conf"
+    path.write_text("[agent]\nurl = https://c.example\ntoken = t\nstats = count\n")
+    assert load(str(path), env={"FLEETPULSE_STATS": raw}).stats == stats
 
 
 def test_the_config_path_comes_from_the_environment(tmp_path) -> None:
@@ -78,6 +94,11 @@ def test_the_config_path_comes_from_the_environment(tmp_path) -> None:
         (
             "[agent]\nurl = https://c\ntoken = t\nsend_interval = 5\n",
             "send_interval=5 is shorter than sample_interval=10",
+        ),
+        (
+            "[agent]\nurl = https://c\ntoken = t\nstats = min,max,mean\n",
+            "stats='min,max,mean' is not valid; expected a comma list among count, min, max, "
+            "stddev",
         ),
         ("[other]\nurl = https://c\n", "unknown section [other]"),
         ("url = https://c\n", "expected `key = value` under [agent]"),
