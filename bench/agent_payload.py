@@ -18,7 +18,8 @@ and value (the host and its tags, the point's tags), the measure name, each
 field name, and 8 bytes per number. Prints points, fields, field-name and
 value bytes, the JSON and gzip body, and Timestream bytes per minute and per
 host-month (43,200 posts), with after/before ratios; --by-measurement shows
-where the after bytes go.
+where the after bytes go, --ec2 adds the identity an agent on EC2 sends as host
+tags (each record carries them as dimensions).
 
     python3 bench/agent_payload.py --samples 6 --spacing 0.5
 """
@@ -45,6 +46,16 @@ from fleetpulse_agent.procs import Processes
 
 HOST = "web-1.example.com"
 POSTS_PER_MONTH = 30 * 24 * 60
+# The identity an agent on EC2 adds as host tags (imds.py), values of real length: every
+# record carries them as dimensions.
+EC2_TAGS = {
+    "instance_id": "i-0123456789abcdef0",
+    "instance_type": "t3.small",
+    "az": "us-east-1a",
+    "region": "us-east-1",
+    "account_id": "123456789012",
+    "ami_id": "ami-0123456789abcdef0",
+}
 ALL_STATS = "count,min,max,stddev"
 # Gauges before, average only now: the agent's own footprint, and the load averages.
 WERE_GAUGES = ("rss_bytes", "cpu_percent", "load5", "load15")
@@ -149,6 +160,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6, help="samples per interval (6)")
     parser.add_argument("--spacing", type=float, default=0.5, help="seconds between samples")
     parser.add_argument(
+        "--ec2", action="store_true", help="with the host tags an agent on EC2 adds (imds.py)"
+    )
+    parser.add_argument(
         "--by-measurement", action="store_true", help="after's bytes by measurement"
     )
     args = parser.parse_args()
@@ -194,7 +208,7 @@ def main() -> None:
         batches: list[dict[str, Any]] = []
         after.on_batch = batches.append
         after.cut()
-        host_tags = batches[0].get("tags", {})
+        host_tags = EC2_TAGS if args.ec2 else batches[0].get("tags", {})
         rows = {
             "before": previous_flush(before_agg) + old_procs,
             "opt-in stats=" + ALL_STATS: full.aggregator.flush() + new_procs,
