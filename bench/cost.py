@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -913,6 +913,10 @@ def main() -> int:
     show_bill(
         "the same, one host alone (its token read on every post):",
         host_month(post, ev, deploy, alone),
+    )
+    one_hour = host_month(post, ev, replace(deploy, memory_retention_h=1), fleet)
+    print(
+        f"  memory store at Timestream's minimum (1 h): ${one_hour['timestream memory store']:.4f}"
     )
     old = host_month(post, ev, deploy, fleet, per_record_writes=True)
     print(
