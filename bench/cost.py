@@ -927,6 +927,25 @@ def main() -> int:
         f"  timestream writes at the old reading (each record in whole KiB): "
         f"${old['timestream writes']:.4f}, total ${sum(old.values()):.4f}"
     )
+    before = host_month(
+        replace(post, cpu_s=checked_cpu),
+        ev,
+        replace(deploy, architecture="x86_64"),
+        alone,
+        per_record_writes=True,
+    )
+    print(
+        "\nbefore (each record metered in whole KiB, x86_64, botocore validation on, the"
+        " token read every post) and now, a host-month:"
+    )
+    for name, usd in bill.items():
+        print(f"  {name:<34} ${before[name]:9.4f} ${usd:9.4f}")
+    for title, keys in (("total", list(bill)), ("of which not metric storage", None)):
+        chosen = keys or [k for k in bill if k not in STORAGE]
+        print(
+            f"  {title:<34} ${sum(before[k] for k in chosen):9.4f}"
+            f" ${sum(bill[k] for k in chosen):9.4f}"
+        )
     cw = cloudwatch_month(body)
     show_bill(f"the CloudWatch agent publishing the same {metric_count(body)} metrics:", cw)
     print(f"  ratio CloudWatch / fleetpulse: {sum(cw.values()) / sum(bill.values()):.0f}x")
