@@ -3,17 +3,21 @@
 
 Measured in one run, on this machine:
 
-- the body: the real agent's collector runs once here (two samples a second
-  apart, one cut), and that batch is the post;
-- the post: the collector app (chalice's test client) over a real boto3 stack
-  pointed at an embedded moto server, one post a minute for 70 simulated
-  minutes (the history ring fills in an hour): every AWS request it makes is
-  counted, the host item's size before and after each UpdateItem is taken
-  from the table (DynamoDB's item-size rules) and gives its write units, and
-  every WriteRecords record is metered by Timestream's documented rule;
-- compute: the handler's own CPU time (the moto server runs in another
-  thread, not counted), stretched by Lambda's CPU share at the configured
-  memory (a full vCPU at 1,769 MB), plus the latency of each AWS request;
+- the body: the real agent's default minute on this machine (its collector sampled
+  every sample_interval for one send_interval: 6 samples, then one cut);
+- the post: the API function as Lambda runs it (`app.app(event, context)` with a
+  function URL's event) over a real boto3 stack pointed at an embedded moto server,
+  one post a minute for 70 simulated minutes (the history ring fills in an hour):
+  every AWS request it makes is counted, the host item's size before and after each
+  UpdateItem is taken from the table (DynamoDB's item-size rules) and gives its write
+  units, and every WriteRecords call is metered by Timestream's documented rule (the
+  sum of its events' parts, common attributes once, in 1 KiB units; storage per record);
+- compute: the handler's own CPU time (the moto server runs in another thread, not
+  counted), stretched by Lambda's CPU share at the configured memory (a full vCPU at
+  1,769 MB), plus the latency of each AWS request; botocore's parameter validation on
+  and off, alternating post by post (`--profile` adds the handler's cProfile);
+- the fleet token: its reads modelled for `--fleet-hosts` sharing it over
+  `--containers` warm containers, beside one host alone;
 - the evaluation: the same host item copied `--fleet` times, one evaluation
   through the real adapters (botocore parses the Scan pages), CPU per host,
   and the Scan's read units;
@@ -22,7 +26,8 @@ Measured in one run, on this machine:
 Deploy settings come from `.chalice/config.json` and the CloudFormation
 template's defaults. Prices are us-east-1 list prices (table printed first).
 
-    .venv/bin/python bench/cost.py [--minutes 70] [--fleet 300]
+    .venv/bin/python bench/cost.py [--minutes 70] [--fleet 10] [--fleet-hosts 1000]
+        [--containers 10] [--profile]
 """
 
 from __future__ import annotations
@@ -77,8 +82,13 @@ class Price:
 CHECKED = "2026-12-02"
 # us-east-1 list prices, as published on each service's pricing page on CHECKED.
 PRICES = {
+    # A write is one WriteRecords call, metered in 1 KiB units: the sum of its events'
+    # parts, common attributes once (docs.aws.amazon.com/timestream/latest/developerguide/
+    # metering-and-pricing.writes.html, read on CHECKED; storage: metering-and-pricing.storage).
     "timestream_write": Price(
-        0.50 / 1e6, "1 KiB write", "aws.amazon.com/timestream/pricing ($0.50 per million)"
+        0.50 / 1e6,
+        "1 KiB of a WriteRecords call",
+        "aws.amazon.com/timestream/pricing ($0.50 per million); metering-and-pricing.writes",
     ),
     "timestream_memory": Price(
         0.036, "GB-hour of memory store", "aws.amazon.com/timestream/pricing"
