@@ -3,17 +3,21 @@
 
 Measured in one run, on this machine:
 
-- the body: the real agent's collector runs once here (two samples a second
-  apart, one cut), and that batch is the post;
-- the post: the collector app (chalice's test client) over a real boto3 stack
-  pointed at an embedded moto server, one post a minute for 70 simulated
-  minutes (the history ring fills in an hour): every AWS request it makes is
-  counted, the host item's size before and after each UpdateItem is taken
-  from the table (DynamoDB's item-size rules) and gives its write units, and
-  every WriteRecords record is metered by Timestream's documented rule;
-- compute: the handler's own CPU time (the moto server runs in another
-  thread, not counted), stretched by Lambda's CPU share at the configured
-  memory (a full vCPU at 1,769 MB), plus the latency of each AWS request;
+- the body: the real agent's default minute on this machine (its collector sampled
+  every sample_interval for one send_interval: 6 samples, then one cut);
+- the post: the API function as Lambda runs it (`app.app(event, context)` with a
+  function URL's event) over a real boto3 stack pointed at an embedded moto server,
+  one post a minute for 70 simulated minutes (the history ring fills in an hour):
+  every AWS request it makes is counted, the host item's size before and after each
+  UpdateItem is taken from the table (DynamoDB's item-size rules) and gives its write
+  units, and every WriteRecords call is metered by Timestream's documented rule (the
+  sum of its events' parts, common attributes once, in 1 KiB units; storage per record);
+- compute: the handler's own CPU time (the moto server runs in another thread, not
+  counted), stretched by Lambda's CPU share at the configured memory (a full vCPU at
+  1,769 MB), plus the latency of each AWS request; botocore's parameter validation on
+  and off, alternating post by post (`--profile` adds the handler's cProfile);
+- the fleet token: its reads modelled for `--fleet-hosts` sharing it over
+  `--containers` warm containers, beside one host alone;
 - the evaluation: the same host item copied `--fleet` times, one evaluation
   through the real adapters (botocore parses the Scan pages), CPU per host,
   and the Scan's read units;
@@ -22,7 +26,8 @@ Measured in one run, on this machine:
 Deploy settings come from `.chalice/config.json` and the CloudFormation
 template's defaults. Prices are us-east-1 list prices (table printed first).
 
-    .venv/bin/python bench/cost.py [--minutes 70] [--fleet 300]
+    .venv/bin/python bench/cost.py [--minutes 70] [--fleet 10] [--fleet-hosts 1000]
+        [--containers 10] [--profile]
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ import gzip
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,8 +82,13 @@ class Price:
 CHECKED = "2026-12-02"
 # us-east-1 list prices, as published on each service's pricing page on CHECKED.
 PRICES = {
+    # A write is one WriteRecords call, metered in 1 KiB units: the sum of its events'
+    # parts, common attributes once (docs.aws.amazon.com/timestream/latest/developerguide/
+    # metering-and-pricing.writes.html, read on CHECKED; storage: metering-and-pricing.storage).
     "timestream_write": Price(
-        0.50 / 1e6, "1 KiB write", "aws.amazon.com/timestream/pricing ($0.50 per million)"
+        0.50 / 1e6,
+        "1 KiB of a WriteRecords call",
+        "aws.amazon.com/timestream/pricing ($0.50 per million); metering-and-pricing.writes",
     ),
     "timestream_memory": Price(
         0.036, "GB-hour of memory store", "aws.amazon.com/timestream/pricing"
@@ -113,7 +124,8 @@ LATENCY_S = {"dynamodb": 0.005, "timestream-write": 0.020, "sns": 0.010}
 
 @dataclass
 class Deploy:
-    memory_mb: int
+    memory_mb: int  # the API function (ingest)
+    eval_memory_mb: int  # the evaluate function
     architecture: str
     memory_retention_h: int
     magnetic_retention_d: int
@@ -127,6 +139,10 @@ def deploy_settings() -> Deploy:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     stage = config["stages"]["dev"]
     memory = int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    evaluate = {
+        **config.get("lambda_functions", {}).get("evaluate", {}),
+        **stage.get("lambda_functions", {}).get("evaluate", {}),
+    }
     arch = stage.get("lambda_architecture", config.get("lambda_architecture", "x86_64"))
     env = {**config.get("environment_variables", {}), **stage.get("environment_variables", {})}
     # `fleetpulse deploy finish` gives the API function a URL when the stage asks for one,
@@ -135,6 +151,7 @@ def deploy_settings() -> Deploy:
     params = cfn.load()["Parameters"]
     return Deploy(
         memory_mb=memory,
+        eval_memory_mb=int(evaluate.get("lambda_memory_size", memory)),
         architecture=str(arch),
         memory_retention_h=int(params["MemoryStoreRetentionHours"]["Default"]),
         magnetic_retention_d=int(params["MagneticStoreRetentionDays"]["Default"]),
@@ -146,7 +163,11 @@ def deploy_settings() -> Deploy:
 
 
 def agent_body(tmp: Path) -> dict[str, Any]:
-    """One batch from the real agent on this machine (its collector, sampled twice)."""
+    """One minute from the real agent on this machine, as its defaults send it: a sample
+    every sample_interval, a batch every send_interval (6 samples at 10 s and 60 s).
+
+    The agent's wall clock advances sample_interval per sample; the real pause between
+    samples is short (a counter's rate is computed over it, its shape is the same)."""
     from fleetpulse_agent import config
     from fleetpulse_agent.agent import Agent
 
@@ -160,13 +181,18 @@ def agent_body(tmp: Path) -> dict[str, Any]:
     (tmp / "agent.conf").write_text("")
     cfg = config.load(env=env, require_url=False)
     batches: list[dict[str, Any]] = []
-    agent = Agent(cfg, on_batch=batches.append)
+    wall = [time.time()]
+    agent = Agent(cfg, on_batch=batches.append, clock=lambda: wall[0])
     agent.sample()
-    time.sleep(1.0)
     agent.aggregator.flush()  # the first reading only primes the counters
-    agent.sample()
+    for _ in range(max(1, round(cfg.send_interval / cfg.sample_interval))):
+        time.sleep(0.2)
+        wall[0] += cfg.sample_interval
+        agent.sample()
     agent.cut()
     body = batches[0]
+    for more in batches[1:]:  # a minute past the agent's batch limit: one post here
+        body["points"].extend(more["points"])
     body["host"] = "web-1.example.com"
     return body
 
@@ -179,6 +205,17 @@ def shifted(body: dict[str, Any], delta_ms: int) -> dict[str, Any]:
 
 def field_count(body: dict[str, Any]) -> int:
     return sum(len(p["fields"]) for p in body["points"])
+
+
+def metric_count(body: dict[str, Any]) -> int:
+    """Distinct series x field: what CloudWatch bills as custom metrics."""
+    return len(
+        {
+            (p["measurement"], tuple(sorted(p.get("tags", {}).items())), name)
+            for p in body["points"]
+            for name in p["fields"]
+        }
+    )
 
 
 # -- metering rules --------------------------------------------------------------------
@@ -215,9 +252,28 @@ def write_units(before: int, after: int) -> int:
 
 
 def timestream_record_bytes(record: dict[str, Any]) -> int:
-    """Timestream's write metering: 8 B of time, the UTF-8 bytes of dimension names and
-    values and of measure names, 8 B per double or bigint, 1 per boolean, a string's bytes."""
-    size = 8
+    """A stored record's size (metering-and-pricing.storage, also the write size of one
+    event): 8 B of time, the UTF-8 bytes of dimension names and values and of measure
+    names, 8 B per double or bigint, 1 per boolean, a string's bytes."""
+    return 8 + _parts_bytes(record)
+
+
+def timestream_request_bytes(common: dict[str, Any], records: list[dict[str, Any]]) -> int:
+    """A WriteRecords call's write size (metering-and-pricing.writes): the sum of its
+    events' parts, the common attributes (the host's dimensions, a shared time) once."""
+    size = _parts_bytes(common) + (8 if "Time" in common else 0)
+    for r in records:
+        size += _parts_bytes(r) + (8 if "Time" in r else 0)
+    return size
+
+
+def timestream_request_kib(common: dict[str, Any], records: list[dict[str, Any]]) -> int:
+    """Each write (WriteRecords call) is counted in units of 1 KiB."""
+    return max(1, math.ceil(timestream_request_bytes(common, records) / KIB))
+
+
+def _parts_bytes(record: dict[str, Any]) -> int:
+    size = 0
     for d in record.get("Dimensions", []):
         size += len(d["Name"].encode()) + len(d["Value"].encode())
     size += len(record.get("MeasureName", "").encode())
@@ -244,7 +300,8 @@ class Meter:
     """What the app's clients sent, per AWS operation, and what it is billed."""
 
     calls: Counter[str] = field(default_factory=Counter)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    # each WriteRecords call as sent: (CommonAttributes, Records)
+    writes: list[tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("provide-client-params.*.*", self._call)
@@ -260,32 +317,86 @@ class Meter:
         self.calls[name] += 1
 
     def _records(self, params: dict[str, Any], **_: Any) -> None:
+        self.writes.append((params.get("CommonAttributes", {}), list(params["Records"])))
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record as Timestream stores it (common attributes merged in)."""
         from chalicelib.core.timestream import expand_records
 
-        self.records.extend(expand_records(params.get("CommonAttributes", {}), params["Records"]))
+        return [r for common, records in self.writes for r in expand_records(common, records)]
 
     def reset(self) -> None:
         self.calls.clear()
-        self.records.clear()
+        self.writes.clear()
 
 
 def _patient_clients() -> Any:
     from chalicelib.adapters.aws import AwsClients
 
     class PatientClients(AwsClients):
-        """moto is far slower than DynamoDB on big items: no timeouts, no retries, so a
-        slow answer is not sent twice (the second would race the first inside moto)."""
+        """The app's clients (their Config), except: moto is far slower than DynamoDB on
+        big items, so no timeouts and no retries (a slow answer is not sent twice, the
+        second would race the first inside moto). `checked` turns botocore's parameter
+        validation back on for every client, as the app had it before."""
 
-        def _make(self, service: str) -> Any:
-            import boto3
+        checked = False
+
+        def config(self, service: str) -> Any:
             from botocore.config import Config
 
-            config = Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=600)
-            return boto3.client(
-                service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
-            )
+            extra: dict[str, Any] = {
+                "retries": {"mode": "standard", "max_attempts": 1},
+                "read_timeout": 600,
+            }
+            if self.checked:
+                extra["parameter_validation"] = True
+            return super().config(service).merge(Config(**extra))
 
     return PatientClients
+
+
+class LambdaContext:
+    """What the Lambda runtime hands the handler (the logger reads these)."""
+
+    function_name = "fleetpulse-dev-api"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fleetpulse-dev-api"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 25_000
+
+
+def url_event(path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """A function URL's invocation (payload format 2.0), as Lambda hands it to `app.app`."""
+    import base64
+
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "abc.lambda-url.us-east-1.on.aws", **headers},
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abc",
+            "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+                "userAgent": "fleetpulse-agent",
+            },
+            "requestId": "bench",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 1763726400000,
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
 
 
 class Stack:
@@ -298,7 +409,7 @@ class Stack:
         from chalicelib.wiring import Services, use
         from fleetpulse.resources import create_all
 
-        _PatientClients = _patient_clients()
+        _PatientClients = self.clients_class = _patient_clients()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         import logging
 
@@ -323,26 +434,37 @@ class Stack:
         # A separate client reads the host item: its requests are not the app's.
         self.reader = _PatientClients("us-east-1", self.endpoint).get("dynamodb")
         use(self.services)
-        from chalice.test import Client
-
-        import app
         from tests.support.http import add_token
 
         self.token = add_token(self.services, "fleet", "bench")
-        self.client = Client(app.app, stage_name="dev")
-        self.client.__enter__()
+        self.context = LambdaContext()
+
+    def checked_services(self) -> Any:
+        """The same app over clients with botocore's parameter validation on (as before)."""
+        from chalicelib.wiring import Services
+
+        clients = self.clients_class("us-east-1", self.endpoint)
+        clients.checked = True
+        services = Services(self.settings, clients, clock=lambda: self.now)
+        for service in ("dynamodb", "timestream-write", "sns"):
+            self.meter.attach(services.clients.get(service))
+        return services
 
     def post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        """One post as Lambda runs it: the function URL's event into `app.app`."""
+        import app
+
         raw = gzip.compress(json.dumps(body).encode())
         headers = {
-            "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
-            "Authorization": f"Bearer {self.token}",
+            "content-type": "application/json",
+            "content-encoding": "gzip",
+            "authorization": f"Bearer {self.token}",
         }
+        event = url_event("/v1/ingest", headers, raw)
         cpu = time.thread_time()
-        response = self.client.http.post("/v1/ingest", headers=headers, body=raw)
+        response = app.app(event, self.context)
         cpu = time.thread_time() - cpu
-        return response.status_code, json.loads(response.body or b"{}"), cpu
+        return response["statusCode"], json.loads(response.get("body") or "{}"), cpu
 
     def host_item(self, host: str) -> dict[str, Any]:
         table = self.settings.hosts_table
@@ -350,7 +472,6 @@ class Stack:
         return dict(got.get("Item", {}))
 
     def close(self) -> None:
-        self.client.__exit__(None, None, None)
         self.services.clients.close()
         self.server.stop()
 
@@ -363,19 +484,25 @@ class PostFigures:
     write_units: float
     item_bytes: int
     ts_records: float
-    ts_write_kib: float
-    ts_bytes: float
+    ts_calls: float
+    ts_write_kib: float  # documented: per WriteRecords call, common attributes once
+    ts_write_kib_per_record: float  # the old reading: each record in whole KiB
+    ts_request_bytes: float
+    ts_bytes: float  # stored: each record's own parts
     cpu_s: float
     accepted: int
     reply: dict[str, Any]
 
 
 def run_posts(
-    stack: Stack, bodies: list[dict[str, Any]], steady_from: int, host: str
+    stack: Stack,
+    bodies: list[dict[str, Any]],
+    steady_from: int,
+    host: str,
 ) -> PostFigures:
     requests: Counter[str] = Counter()
     wcu = 0
-    records = kib = size_sum = 0
+    records = kib = kib_old = size_sum = calls = request_bytes = 0
     cpu_total = 0.0
     accepted = 0
     reply: dict[str, Any] = {}
@@ -398,11 +525,15 @@ def run_posts(
         # after; the split ones in between are bounded by the final size.
         wcu += updates * write_units(before, item_bytes)
         requests.update(stack.meter.calls)
-        for r in stack.meter.records:
+        for common, sent in stack.meter.writes:
+            calls += 1
+            request_bytes += timestream_request_bytes(common, sent)
+            kib += timestream_request_kib(common, sent)
+        for r in stack.meter.records():
             b = timestream_record_bytes(r)
             records += 1
             size_sum += b
-            kib += max(1, math.ceil(b / KIB))
+            kib_old += max(1, math.ceil(b / KIB))
         cpu_total += cpu
         accepted += int(reply.get("accepted", 0))
     n = max(steady, 1)
@@ -411,7 +542,10 @@ def run_posts(
         write_units=wcu / n,
         item_bytes=item_bytes,
         ts_records=records / n,
+        ts_calls=calls / n,
         ts_write_kib=kib / n,
+        ts_write_kib_per_record=kib_old / n,
+        ts_request_bytes=request_bytes / n,
         ts_bytes=size_sum / n,
         cpu_s=cpu_total / n,
         accepted=accepted // n,
@@ -490,25 +624,59 @@ def scan_parse_per_host(item: dict[str, Any], runs: int = 5) -> tuple[float, flo
 # -- the bill ---------------------------------------------------------------------------
 
 
-def lambda_seconds(cpu_s: float, requests: Counter[str], deploy: Deploy) -> float:
+@dataclass(frozen=True)
+class TokenRequests:
+    """The fleet token's requests per post. Every host of a fleet sends the same token;
+    each warm API container caches its record for FLEETPULSE_TOKEN_CACHE_SECONDS, so the
+    fleet reads it (GetItem, consistent: 1 read unit) once per container per cache period,
+    and records its use (UpdateItem, 1 write unit) about once an hour (`TOUCH_EVERY`;
+    at most once per container, the bound counted here)."""
+
+    gets: float
+    touches: float
+
+    @classmethod
+    def model(cls, hosts: int, containers: int, cache_s: int) -> TokenRequests:
+        posts_per_minute = hosts  # one post a minute each
+        containers = max(1, min(containers, hosts))
+        refreshes = containers * (60 / cache_s) if cache_s else posts_per_minute
+        gets = min(1.0, refreshes / posts_per_minute)
+        touches = min(1.0, containers / (60 * posts_per_minute))
+        return cls(gets, touches)
+
+
+def lambda_seconds(
+    cpu_s: float, requests: Counter[str], deploy: Deploy, memory_mb: int | None = None
+) -> float:
     """Billed duration: CPU stretched by the memory's vCPU share, plus AWS round trips."""
-    share = min(1.0, deploy.memory_mb / FULL_VCPU_MB)
+    share = min(1.0, (memory_mb or deploy.memory_mb) / FULL_VCPU_MB)
     wait = sum(n * LATENCY_S.get(op.split(".")[0], 0.0) for op, n in requests.items())
     return cpu_s / share + wait
 
 
 def host_month(
-    post: PostFigures, ev: EvalFigures, deploy: Deploy, posts: int = POSTS_PER_MONTH
+    post: PostFigures,
+    ev: EvalFigures,
+    deploy: Deploy,
+    tokens: TokenRequests,
+    *,
+    posts: int = POSTS_PER_MONTH,
+    per_record_writes: bool = False,
 ) -> dict[str, float]:
     p = PRICES
     gbs = p["lambda_arm64" if deploy.architecture == "arm64" else "lambda_x86_64"].usd
     memory_gb = deploy.memory_mb / 1024
     bytes_per_hour = post.ts_bytes * 60
     path = "function_url" if deploy.request_path == "function-url" else "apigw_rest"
-    post_lambda_s = lambda_seconds(post.cpu_s, post.requests, deploy)
-    eval_lambda_s = lambda_seconds(ev.cpu_per_host_s, Counter(), deploy)
+    # The handler's round trips: the post's own requests with the modelled token reads.
+    waits = Counter(post.requests)
+    waits["dynamodb.GetItem(tokens)"] = tokens.gets
+    waits["dynamodb.UpdateItem(tokens)"] = tokens.touches
+    post_lambda_s = lambda_seconds(post.cpu_s, waits, deploy)
+    eval_lambda_s = lambda_seconds(ev.cpu_per_host_s, Counter(), deploy, deploy.eval_memory_mb)
+    kib = post.ts_write_kib_per_record if per_record_writes else post.ts_write_kib
     return {
-        "timestream writes": posts * post.ts_write_kib * p["timestream_write"].usd,
+        "timestream writes": posts * kib * p["timestream_write"].usd,
         "timestream memory store": bytes_per_hour
         * deploy.memory_retention_h
         / GB
@@ -525,9 +693,15 @@ def host_month(
         "lambda invocations": posts * p["lambda_request"].usd,
         "lambda compute (ingest)": posts * post_lambda_s * memory_gb * gbs,
         "dynamodb writes (host item)": posts * post.write_units * p["ddb_write"].usd,
+        "dynamodb token reads and writes": posts
+        * (tokens.gets * p["ddb_read"].usd + tokens.touches * p["ddb_write"].usd),
         "dynamodb storage": post.item_bytes / GB * p["ddb_storage"].usd,
         "evaluation reads": EVALUATIONS_PER_MONTH * ev.read_units_per_host * p["ddb_read"].usd,
-        "evaluation compute": EVALUATIONS_PER_MONTH * eval_lambda_s * memory_gb * gbs,
+        "evaluation compute": EVALUATIONS_PER_MONTH
+        * eval_lambda_s
+        * deploy.eval_memory_mb
+        / 1024
+        * gbs,
     }
 
 
@@ -537,10 +711,12 @@ STORAGE = ("timestream writes", "timestream memory store", "timestream magnetic 
 def cloudwatch_month(body: dict[str, Any]) -> dict[str, float]:
     """The CloudWatch agent publishing the same fields: one custom metric per field and
     tag set, one PutMetricData a minute (up to 1,000 metrics a request)."""
-    metrics = field_count(body)
+    metrics = metric_count(body)
     return {
         "custom metrics": metrics * PRICES["cw_metric"].usd,
-        "PutMetricData": POSTS_PER_MONTH * math.ceil(metrics / 1000) * PRICES["cw_put"].usd,
+        "PutMetricData": POSTS_PER_MONTH
+        * math.ceil(field_count(body) / 1000)
+        * PRICES["cw_put"].usd,
     }
 
 
@@ -571,6 +747,51 @@ def show_bill(title: str, bill: dict[str, float]) -> None:
     print(f"  {'of which not metric storage':<34} ${other:9.4f}")
 
 
+def compare_validation(
+    stack: Stack, bodies: list[dict[str, Any]], profile: Any = None
+) -> tuple[float, float]:
+    """Handler CPU per post with botocore's parameter validation on (before) and off (the
+    app's clients now), alternating post by post over the same host item; `profile`
+    watches the posts without it (and is not counted in the figures)."""
+    from chalicelib.wiring import use
+
+    unchecked, checked = stack.services, stack.checked_services()
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for i, body in enumerate(bodies):
+        with_checks = i % 2 == 0
+        warming = i < 2  # the first post of each builds its clients and adapters
+        use(checked if with_checks else unchecked)
+        stack.now = stack.now + timedelta(minutes=1)
+        status, reply, spent = stack.post(body)
+        if status != 202:
+            raise SystemExit(f"post answered {status}: {reply}")
+        if not warming:
+            cpu[with_checks].append(spent)
+        if profile is not None and not warming and not with_checks:
+            stack.now = stack.now + timedelta(seconds=1)
+            again = shifted(body, 1000)
+            profile.enable()
+            stack.post(again)
+            profile.disable()
+    use(unchecked)
+    # The median: a post that shares the machine's cores with a neighbour's burst is noise.
+    return statistics.median(cpu[True] or [0.0]), statistics.median(cpu[False] or [0.0])
+
+
+def show_profile(profile: Any, posts: int, top: int = 15) -> None:
+    import pstats
+
+    stats = pstats.Stats(profile)
+    print(f"\nhandler profile, {posts} posts, top {top} by own CPU time (ms a post):")
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    for (filename, line, name), (_, calls, tottime, cumtime, _) in rows:
+        where = "/".join(Path(filename).parts[-2:])
+        print(
+            f"  {tottime / posts * 1000:7.2f} own {cumtime / posts * 1000:7.2f} cum "
+            f"{calls // posts:6d} calls  {where}:{line} {name}"
+        )
+
+
 def main() -> int:
     from chalicelib.core.instants import ms_of_instant
 
@@ -580,6 +801,16 @@ def main() -> int:
     # for the per-host CPU (the fixed part of an evaluation is counted in, so it errs high).
     parser.add_argument("--fleet", type=int, default=10, help="host items in the evaluation")
     parser.add_argument("--bad-minutes", type=int, default=2, help="posts of the bad sender")
+    parser.add_argument(
+        "--fleet-hosts", type=int, default=1000, help="hosts sharing one fleet token"
+    )
+    parser.add_argument(
+        "--containers", type=int, default=10, help="warm API containers serving that fleet"
+    )
+    parser.add_argument(
+        "--compare-posts", type=int, default=40, help="posts timed with and without checks"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the steady posts")
     args = parser.parse_args()
 
     print(f"us-east-1 list prices, checked {CHECKED}:")
@@ -588,23 +819,33 @@ def main() -> int:
 
     deploy = deploy_settings()
     print(
-        f"\ndeploy defaults: {deploy.memory_mb} MB {deploy.architecture}, memory store "
-        f"{deploy.memory_retention_h} h, magnetic {deploy.magnetic_retention_d} d, "
-        f"requests via {deploy.request_path}"
+        f"\ndeploy defaults: API {deploy.memory_mb} MB, evaluate {deploy.eval_memory_mb} MB, "
+        f"{deploy.architecture}, memory store {deploy.memory_retention_h} h, magnetic "
+        f"{deploy.magnetic_retention_d} d, requests via {deploy.request_path}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         body = agent_body(Path(tmp))
+    instants = sorted({p["time"] for p in body["points"]})
     print(
-        f"agent body on this machine: {len(body['points'])} points, {field_count(body)} fields, "
-        f"{len(json.dumps(body))} bytes of JSON"
+        f"agent body on this machine: {len(body['points'])} points at {len(instants)} instants, "
+        f"{field_count(body)} fields, {len(json.dumps(body))} bytes of JSON"
     )
     now_ms = ms_of_instant(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
-    first = min(p["time"] for p in body["points"])
+    first = instants[0]
     bodies = [shifted(body, now_ms + (i + 1) * 60_000 - first) for i in range(args.minutes)]
 
+    import cProfile
+
+    profile = cProfile.Profile(time.thread_time) if args.profile else None
     stack = Stack(deploy)
     try:
-        post = run_posts(stack, bodies, steady_from=min(60, args.minutes - 5), host=body["host"])
+        steady_from = min(60, args.minutes - 5)
+        post = run_posts(stack, bodies, steady_from=steady_from, host=body["host"])
+        later = [
+            shifted(body, now_ms + (args.minutes + i + 1) * 60_000 - first)
+            for i in range(args.compare_posts)
+        ]
+        checked_cpu, unchecked_cpu = compare_validation(stack, later, profile)
         item = stack.host_item(body["host"])
         ev = run_evaluation(stack, item, args.fleet)
         bad_host = "statsd-storm.example.com"
@@ -624,11 +865,28 @@ def main() -> int:
 
     print(
         f"\nper post: {dict(post.requests)}; host item {post.item_bytes} B -> "
-        f"{post.write_units:.1f} write units; {post.ts_records:.0f} Timestream records, "
-        f"{post.ts_bytes / max(post.ts_records, 1):.0f} B each on average, "
-        f"{post.ts_write_kib:.0f} KiB billed ({post.ts_bytes / 1024 / max(post.ts_write_kib, 1):.0%}"
-        f" of the billed KiB used); handler CPU {post.cpu_s * 1000:.1f} ms"
+        f"{post.write_units:.1f} write units; handler CPU {post.cpu_s * 1000:.1f} ms"
     )
+    print(
+        f"timestream, per post: {post.ts_records:.0f} records in {post.ts_calls:.0f} WriteRecords"
+        f" calls; {post.ts_bytes:.0f} B stored ({post.ts_bytes / max(post.ts_records, 1):.0f} B"
+        f" a record), {post.ts_request_bytes:.0f} B metered with the common attributes once"
+    )
+    print(
+        f"  write units: {post.ts_write_kib:.0f} KiB a post as documented (each WriteRecords"
+        f" call in 1 KiB units, metering-and-pricing.writes); the old reading, each record in"
+        f" whole KiB: {post.ts_write_kib_per_record:.0f} KiB"
+        f" ({post.ts_write_kib_per_record / max(post.ts_write_kib, 1):.1f}x)"
+    )
+    saved = 1 - unchecked_cpu / checked_cpu if checked_cpu else 0.0
+    print(
+        f"ingest handler CPU per post (app.app with a function URL event, median of"
+        f" {args.compare_posts} posts alternating): botocore parameter validation on"
+        f" {checked_cpu * 1000:.1f} ms,"
+        f" off (now) {unchecked_cpu * 1000:.1f} ms ({saved:.0%} less)"
+    )
+    if profile is not None:
+        show_profile(profile, max(args.compare_posts // 2 - 1, 1))
     print(
         f"evaluation: {ev.cpu_per_host_s * 1e6:.0f} us CPU per host, "
         f"{ev.read_units_per_host:.3f} read units per host; {dict(ev.requests)}"
@@ -641,24 +899,74 @@ def main() -> int:
         f" it in {decode_s * per_page:.2f} s; at a full vCPU one evaluation reads 10,000 hosts in"
         f" {per_host * 10_000:.1f} s, 100,000 in {per_host * 100_000:.0f} s (the function has 55 s)"
     )
+    gbs = PRICES["lambda_arm64" if deploy.architecture == "arm64" else "lambda_x86_64"].usd
     sizes = []
     for mb in (256, 512, 1024, 1769):
-        sized = Deploy(mb, deploy.architecture, 0, 0, deploy.request_path)
+        sized = Deploy(mb, mb, deploy.architecture, 0, 0, deploy.request_path)
         seconds = lambda_seconds(post.cpu_s, post.requests, sized)
-        usd = POSTS_PER_MONTH * seconds * mb / 1024 * PRICES["lambda_x86_64"].usd
+        usd = POSTS_PER_MONTH * seconds * mb / 1024 * gbs
         sizes.append(f"{mb} MB {seconds * 1000:.0f} ms ${usd:.4f}")
-    print("ingest handler per post and a host-month, by memory (x86_64): " + "; ".join(sizes))
-    bill = host_month(post, ev, deploy)
-    show_bill("one host, one post a minute, a month:", bill)
+    print(
+        f"ingest handler per post and a host-month, by memory ({deploy.architecture}): "
+        + "; ".join(sizes)
+    )
+
+    cache_s = int(stack.settings.token_cache.total_seconds())
+    alone = TokenRequests.model(1, 1, cache_s)
+    fleet = TokenRequests.model(args.fleet_hosts, args.containers, cache_s)
+    print(
+        f"fleet token, per post: one host alone {alone.gets:.3f} GetItem"
+        f" {alone.touches:.4f} UpdateItem; {args.fleet_hosts} hosts over {args.containers} warm"
+        f" containers (cache {cache_s} s) {fleet.gets:.4f} GetItem {fleet.touches:.6f} UpdateItem"
+        f" (measured for one host: {post.requests.get('dynamodb.GetItem(tokens)', 0):.2f} GetItem)"
+    )
+    bill = host_month(post, ev, deploy, fleet)
+    show_bill(
+        f"one host of {args.fleet_hosts}, one post a minute, a month (Timestream writes as"
+        " documented):",
+        bill,
+    )
+    show_bill(
+        "the same, one host alone (its token read on every post):",
+        host_month(post, ev, deploy, alone),
+    )
+    one_hour = host_month(post, ev, replace(deploy, memory_retention_h=1), fleet)
+    print(
+        f"  memory store at Timestream's minimum (1 h): ${one_hour['timestream memory store']:.4f}"
+    )
+    old = host_month(post, ev, deploy, fleet, per_record_writes=True)
+    print(
+        f"  timestream writes at the old reading (each record in whole KiB): "
+        f"${old['timestream writes']:.4f}, total ${sum(old.values()):.4f}"
+    )
+    before = host_month(
+        replace(post, cpu_s=checked_cpu),
+        ev,
+        replace(deploy, architecture="x86_64"),
+        alone,
+        per_record_writes=True,
+    )
+    print(
+        "\nbefore (each record metered in whole KiB, x86_64, botocore validation on, the"
+        " token read every post) and now, a host-month:"
+    )
+    for name, usd in bill.items():
+        print(f"  {name:<34} ${before[name]:9.4f} ${usd:9.4f}")
+    for title, keys in (("total", list(bill)), ("of which not metric storage", None)):
+        chosen = keys or [k for k in bill if k not in STORAGE]
+        print(
+            f"  {title:<34} ${sum(before[k] for k in chosen):9.4f}"
+            f" ${sum(bill[k] for k in chosen):9.4f}"
+        )
     cw = cloudwatch_month(body)
-    show_bill(f"the CloudWatch agent publishing the same {field_count(body)} fields:", cw)
+    show_bill(f"the CloudWatch agent publishing the same {metric_count(body)} metrics:", cw)
     print(f"  ratio CloudWatch / fleetpulse: {sum(cw.values()) / sum(bill.values()):.0f}x")
 
     print(
         f"\nbad sender, 5,000 new series a minute: per post {dict(bad.requests)}; host item "
         f"{bad.item_bytes} B -> {bad.write_units:.0f} write units; reply {json.dumps(bad.reply)[:160]}"
     )
-    bad_bill = host_month(bad, bad_ev, deploy)
+    bad_bill = host_month(bad, bad_ev, deploy, fleet)
     show_bill("the bad sender, a month:", bad_bill)
 
     def ddb_and_eval(b: dict[str, float]) -> float:

@@ -8,6 +8,12 @@ from typing import Any
 # Our adapters retry throttling themselves where they must bound the total
 # time (an API Gateway request has 29 s); elsewhere botocore's standard mode does.
 _ADAPTER_RETRIED = frozenset({"timestream-write"})
+# The clients every post uses. botocore's own check of each request against the
+# service model costs as much CPU as the rest of a post's AWS calls together
+# (bench/cost.py); our code builds these requests from validated input and checks
+# every limit the services enforce (chalicelib/core/timestream.py, the DynamoDB
+# adapters), and the service still refuses a malformed one.
+_UNCHECKED = frozenset({"dynamodb", "timestream-write"})
 
 
 class AwsClients:
@@ -33,18 +39,22 @@ class AwsClients:
                     client = self._clients[service] = self._make(service)
         return client
 
-    def _make(self, service: str) -> Any:
-        import boto3
+    def config(self, service: str) -> Any:
+        """The botocore Config of `service`'s client."""
         from botocore.config import Config
 
         attempts = 1 if service in _ADAPTER_RETRIED else 3
-        kwargs: dict[str, Any] = {
-            "config": Config(
-                retries={"mode": "standard", "max_attempts": attempts},
-                connect_timeout=3,
-                read_timeout=10,
-            )
-        }
+        return Config(
+            retries={"mode": "standard", "max_attempts": attempts},
+            connect_timeout=3,
+            read_timeout=10,
+            parameter_validation=service not in _UNCHECKED,
+        )
+
+    def _make(self, service: str) -> Any:
+        import boto3
+
+        kwargs: dict[str, Any] = {"config": self.config(service)}
         if self.region:
             kwargs["region_name"] = self.region
         if self.endpoint_url:

@@ -3,7 +3,9 @@
 Each point becomes one multi-measure record: its measurement is the measure
 name, its fields are the measures, its tags are dimensions. The host and its
 tags are the same for every record of a report, so they travel once per call
-in `CommonAttributes` (writes are billed per KB). Everything Timestream would
+in `CommonAttributes`, and so does the time when every record of a call shares
+it: Timestream meters a WriteRecords call as the sum of its parts, common
+attributes counted once, in 1 KiB units. Everything Timestream would
 refuse is refused here first, with the reason named, because the moto stub the
 tests run against accepts anything.
 """
@@ -148,8 +150,9 @@ def _plan_report(
             text = time_text[t] = str(t)
         target = open_requests[s.overrides]
         if len(target.records) == TIMESTREAM_MAX_RECORDS_PER_WRITE:
-            requests.append(target)
-            target = open_requests[s.overrides] = WriteRequest(target.common)
+            base = target.common
+            requests.append(_hoist_time(target))
+            target = open_requests[s.overrides] = WriteRequest(base)
         target.records.append(
             {
                 "Dimensions": s.dims,
@@ -159,7 +162,20 @@ def _plan_report(
             }
         )
         target.sources.append(p)
-    requests.extend(r for r in open_requests.values() if r.records)
+    requests.extend(_hoist_time(r) for r in open_requests.values() if r.records)
+
+
+def _hoist_time(request: WriteRequest) -> WriteRequest:
+    """A call whose records all share one time sends it once, in its common attributes."""
+    records = request.records
+    t = records[0]["Time"]
+    for record in records:
+        if record["Time"] != t:
+            return request
+    for record in records:
+        del record["Time"]
+    request.common = {**request.common, "Time": t}
+    return request
 
 
 def _too_big(size: int) -> str:

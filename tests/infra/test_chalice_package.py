@@ -30,6 +30,7 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
+ELF_MACHINE_AARCH64 = 183  # e_machine of an ELF header (EM_AARCH64)
 
 FUNCTIONS = {
     "APIHandler": "app.app",
@@ -94,6 +95,30 @@ def test_each_role_carries_exactly_the_stages_policy_file(package):
         [inline] = role["Properties"]["Policies"]
         assert inline["PolicyDocument"] == policy, name
         assert "ManagedPolicyArns" not in role["Properties"], name
+
+
+def test_every_function_runs_on_arm64_and_ships_aarch64_native_code(package):
+    """arm64 costs 20% less per GB-second; the package's compiled wheels (PyYAML,
+    cramjam, protobuf's upb) must then be aarch64 builds, or imports fail on Lambda."""
+    _, out = package
+    functions = [
+        r["Properties"]
+        for r in resources(package).values()
+        if r["Type"] == "AWS::Serverless::Function"
+    ]
+    assert CONFIG["lambda_architecture"] == "arm64"
+    assert {tuple(f["Architectures"]) for f in functions} == {("arm64",)}
+    machines = {}
+    with zipfile.ZipFile(out / "deployment.zip") as z:
+        for name in z.namelist():
+            if name.endswith(".so") or ".so." in name:
+                header = z.read(name)[:20]
+                assert header[:4] == b"\x7fELF", name
+                machines[name] = int.from_bytes(header[18:20], "little")
+    assert machines, "no native module in the package"
+    assert set(machines.values()) == {ELF_MACHINE_AARCH64}, {
+        n: m for n, m in machines.items() if m != ELF_MACHINE_AARCH64
+    }
 
 
 def test_environment_timeouts_memory_and_concurrency_come_from_config_json(package):

@@ -16,13 +16,15 @@ from chalicelib.core.timestream import expand_records, plan_writes
 from tests.support.points import NOW, pt, report
 
 
-def test_points_become_multi_measure_records_with_host_in_common_attributes():
+def test_points_become_multi_measure_records_with_host_and_time_in_common_attributes():
     plan = plan_writes([report(pt(fields={"user": 3.2, "idle": 95, "up": True, "state": "ok"}))])
     [request] = plan.requests
+    # Timestream meters a call as the sum of its parts, common attributes once.
     assert request.common == {
         "Dimensions": [{"Name": "host", "Value": "web-1"}, {"Name": "role", "Value": "web"}],
         "MeasureValueType": "MULTI",
         "TimeUnit": "MILLISECONDS",
+        "Time": str(NOW),
     }
     [record] = request.records
     assert record == {
@@ -35,8 +37,24 @@ def test_points_become_multi_measure_records_with_host_in_common_attributes():
             {"Name": "up", "Value": "true", "Type": "BOOLEAN"},
             {"Name": "state", "Value": "ok", "Type": "VARCHAR"},
         ],
-        "Time": str(NOW),
     }
+    [stored] = expand_records(request.common, request.records)
+    assert stored["Time"] == str(NOW)
+    assert [d["Name"] for d in stored["Dimensions"]] == ["host", "role", "cpu"]
+
+
+def test_the_time_is_common_only_in_a_call_whose_records_all_share_it():
+    same = [pt(i, time_ms=NOW, tags={"cpu": str(i)}) for i in range(150)]
+    later = pt(150, time_ms=NOW + 10_000, tags={"cpu": "0"})
+    plan = plan_writes([report(*same, later)])
+    first, second = plan.requests
+    assert first.common["Time"] == str(NOW)
+    assert all("Time" not in r for r in first.records)
+    # the second call mixes two instants: each record keeps its own
+    assert "Time" not in second.common
+    assert {r["Time"] for r in second.records} == {str(NOW), str(NOW + 10_000)}
+    stored = [r for q in plan.requests for r in expand_records(q.common, q.records)]
+    assert [r["Time"] for r in stored] == [str(NOW)] * 150 + [str(NOW + 10_000)]
 
 
 def test_at_most_100_records_per_call():
