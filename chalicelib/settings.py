@@ -17,6 +17,10 @@ from chalicelib.core.notify import Channel
 from chalicelib.core.render import PAGERDUTY_EVENTS_URL
 from chalicelib.names import alerts_topic_name
 
+# The evaluation's Scan runs its segments on threads of one client, whose connection
+# pool holds 10 (botocore's default).
+MAX_SCAN_SEGMENTS = 10
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -181,6 +185,8 @@ class Settings:
     outage_min_hosts: int = 3
     retired_retention: timedelta = timedelta(days=7)
     resolved_retention: timedelta = timedelta(hours=24)
+    # Parallel segments of the evaluation's Scan of the hosts table (docs/ARCHITECTURE.md).
+    scan_segments: int = 4
     status_url: str | None = None
     # GET /status without a token (docs/LOCAL.md, the status page).
     status_public: bool = False
@@ -238,6 +244,7 @@ class Settings:
             raise SettingsError("FLEETPULSE_OUTAGE_SHARE must be above 0 and at most 1")
         if outage_min_hosts < 1:
             raise SettingsError("FLEETPULSE_OUTAGE_MIN_HOSTS must be 1 or more")
+        scan_segments = _scan_segments(env)
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -263,10 +270,21 @@ class Settings:
             outage_min_hosts=outage_min_hosts,
             retired_retention=duration("FLEETPULSE_RETIRED_RETENTION", "7d"),
             resolved_retention=duration("FLEETPULSE_RESOLVED_RETENTION", "24h"),
+            scan_segments=scan_segments,
             status_url=env.get("FLEETPULSE_STATUS_URL") or None,
             status_public=_flag(env, "FLEETPULSE_STATUS_PUBLIC"),
             **_checks_settings(env, stage, duration),  # type: ignore[arg-type]
         )
+
+
+def _scan_segments(env: Mapping[str, str]) -> int:
+    """FLEETPULSE_SCAN_SEGMENTS: 1 to MAX_SCAN_SEGMENTS."""
+    raw = env.get("FLEETPULSE_SCAN_SEGMENTS") or "4"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SCAN_SEGMENTS:
+        raise SettingsError(
+            f"FLEETPULSE_SCAN_SEGMENTS must be a whole number from 1 to {MAX_SCAN_SEGMENTS}, got {raw!r}"
+        )
+    return int(raw)
 
 
 def _checks_settings(
