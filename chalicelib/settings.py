@@ -11,15 +11,11 @@ from datetime import timedelta
 from chalicelib.core.alert_message import Severity
 from chalicelib.core.durations import parse_duration
 from chalicelib.core.influx import InfluxTarget
-from chalicelib.core.limits import Limits
+from chalicelib.core.limits import MAX_SCAN_SEGMENTS, Limits
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel
 from chalicelib.core.render import PAGERDUTY_EVENTS_URL
 from chalicelib.names import alerts_topic_name
-
-# The evaluation's Scan runs its segments on threads of one client, whose connection
-# pool holds 10 (botocore's default).
-MAX_SCAN_SEGMENTS = 10
 
 
 class SettingsError(ValueError):

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aws_lambda_powertools import Logger
 
 from chalicelib.core.instants import ms_of_instant
+from chalicelib.core.limits import MAX_SCAN_SEGMENTS
 from chalicelib.core.ports import BackendUnavailable
 from chalicelib.core.text import clip
-from chalicelib.settings import MAX_SCAN_SEGMENTS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
