@@ -187,7 +187,12 @@ def scan_items(
         kwargs["Segment"], kwargs["TotalSegments"] = segment
     while stop is None or not stop.is_set():
         page = client.scan(**kwargs)
-        yield from page.get("Items", [])
+        # Handed over one at a time and let go once decoded: a page in flight per
+        # segment is the scan's memory beside what it keeps.
+        items = page.get("Items", [])
+        items.reverse()
+        while items:
+            yield items.pop()
         last = page.get("LastEvaluatedKey")
         if not last:
             return
