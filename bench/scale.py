@@ -19,7 +19,7 @@ The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
 endpoint answers with disjoint ranges of hosts. Up to `--slow-upto` hosts, each size
 also runs as before (botocore's parse, one segment), for the ratio. `thin` drops
 the item's `s#` series attributes: the item a post writes once the latest values
-live elsewhere.
+live elsewhere; `lean` keeps 12 slots of its history ring as well.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def host_item(shape: str) -> dict[str, Any]:
     """One agent-shaped host item (low-level JSON) after an hour of posts, one a minute,
     through the collector's own path (`host_update` and a store): what its history ring
     holds is what the code keeps. `thin`: without `s#` series attributes (the latest value
-    of every series), the item a post writes once those live elsewhere."""
+    of every series), the item a post writes once those live elsewhere; `lean`: thin, and
+    a history ring of 12 slots instead of 60 (one every 5 minutes)."""
     import random
 
     from alerting_eval import agent_points, low_level
@@ -79,8 +80,11 @@ def host_item(shape: str) -> dict[str, Any]:
         )
         store.record(host_update(report, seen))
     item = to_item(low_level(next(iter(store.items.values()))))
-    if shape == "thin":
+    if shape in ("thin", "lean"):
         item = {k: v for k, v in item.items() if not k.startswith("s#")}
+    if shape == "lean":
+        ring = sorted((k for k in item if k.startswith("h#")), key=lambda k: int(k[2:]))
+        item = {k: v for k, v in item.items() if k not in ring[12:]}
     return item
 
 
@@ -221,9 +225,9 @@ def main() -> int:
     parser.add_argument(
         "--items",
         nargs="+",
-        choices=["full", "thin"],
-        default=["full", "thin"],
-        help="today's host item, and one without its s# series attributes",
+        choices=["full", "thin", "lean"],
+        default=["full", "thin", "lean"],
+        help="today's host item; without its s# series attributes; and with a 12-slot ring",
     )
     parser.add_argument("--segments", type=int, default=4, help="FLEETPULSE_SCAN_SEGMENTS")
     parser.add_argument(
