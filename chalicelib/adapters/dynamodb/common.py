@@ -224,7 +224,7 @@ def scan_decoded(
         if segments == 1:
             with backend(what):
                 return _decoded(scan_items(client, table, consistent), what, decode)
-        return _segmented(client, table, what, decode, consistent, segments)
+        return _segmented(client, table, what, decode, consistent, segments=segments)
 
 
 @contextlib.contextmanager
@@ -251,6 +251,7 @@ def _segmented(
     what: str,
     decode: Callable[[dict[str, Any]], T | None],
     consistent: bool,
+    *,
     segments: int,
 ) -> list[T]:
     from concurrent.futures import ThreadPoolExecutor
