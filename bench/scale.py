@@ -7,12 +7,12 @@ DynamoDB's JSON protocol with Scan pages of 1 MB, as DynamoDB pages them, made o
 agent-shaped host items (about 20 series and 200 fields, two services, a full hour
 of CPU/memory history: what `bench/cost.py` measures a real item at). The
 evaluate use-case runs as the Lambda does (`Services.alerting.evaluate`), so
-botocore parses every page, the adapter decodes every item, the core evaluates.
-Every host posted in the last minute and breaches nothing: a quiet evaluation.
-Each size runs in its own process, so its peak RSS is its own.
+every page goes through botocore, the adapter decodes every item, the core
+evaluates. Every host posted in the last minute and breaches nothing: a quiet
+evaluation. Each run is its own process, so its peak RSS is its own.
 
-    .venv/bin/python bench/scale.py [--hosts 1000 10000 100000] [--items full thin]
-        [--segments 4] [--slow-upto 10000]
+    .venv/bin/python bench/scale.py [--hosts 1000 10000 100000]
+        [--items full thin lean] [--segments 4] [--slow-upto 10000]
 
 The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
 (`parse_scans_fast`), in FLEETPULSE_SCAN_SEGMENTS parallel segments, which the
