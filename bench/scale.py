@@ -12,7 +12,7 @@ evaluates. Every host posted in the last minute and breaches nothing: a quiet
 evaluation. Each run is its own process, so its peak RSS is its own.
 
     .venv/bin/python bench/scale.py [--hosts 1000 10000 100000]
-        [--items full thin lean] [--segments 4] [--slow-upto 10000]
+        [--items full thin lean] [--segments 4] [--slow-upto 10000] [--page-latency-ms 0]
 
 The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
 (`parse_scans_fast`), in FLEETPULSE_SCAN_SEGMENTS parallel segments, which the
@@ -116,7 +116,7 @@ class Pages:
         return (doc + "}").encode()
 
 
-def serve(n: int, shape: str, port_out: Any) -> None:
+def serve(n: int, shape: str, latency_s: float, port_out: Any) -> None:
     pages = Pages(n, shape)
 
     class Handler(BaseHTTPRequestHandler):
@@ -127,6 +127,7 @@ def serve(n: int, shape: str, port_out: Any) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             op = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
             if op == "Scan" and body.get("TableName", "").endswith("-hosts"):
+                time.sleep(latency_s)  # the service's own time for a page, if asked
                 reply = pages.page(body)
             elif op == "Scan":
                 reply = b'{"Count":0,"ScannedCount":0,"Items":[]}'
@@ -143,7 +144,7 @@ def serve(n: int, shape: str, port_out: Any) -> None:
     server.serve_forever()
 
 
-def one(n: int, shape: str, segments: int, slow: bool) -> dict[str, Any]:
+def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict[str, Any]:
     """One evaluation of `n` hosts in this process (called in a child); `slow`: Scan
     pages parsed by botocore alone, as before `parse_scans_fast`."""
     os.environ.update(
@@ -156,7 +157,7 @@ def one(n: int, shape: str, segments: int, slow: bool) -> dict[str, Any]:
         }
     )
     queue: Any = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(n, shape, queue), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(n, shape, latency_s, queue), daemon=True)
     server.start()
     port, item_bytes, per_page = queue.get(timeout=120)
 
@@ -201,10 +202,11 @@ def one(n: int, shape: str, segments: int, slow: bool) -> dict[str, Any]:
     }
 
 
-def run(n: int, shape: str, segments: int, slow: bool) -> dict[str, Any]:
+def run(n: int, shape: str, segments: int, slow: bool, latency_ms: int) -> dict[str, Any]:
     """One evaluation in a fresh process (its peak RSS its own)."""
     command = [sys.executable, __file__, "--one", str(n), "--items", shape]
-    command += ["--segments", str(segments)] + (["--slow-path"] if slow else [])
+    command += ["--segments", str(segments), "--page-latency-ms", str(latency_ms)]
+    command += ["--slow-path"] if slow else []
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -237,24 +239,34 @@ def main() -> int:
         help="also run botocore's own parse (the path before) up to this many hosts, for the"
         " ratio; 0: never",
     )
+    parser.add_argument(
+        "--page-latency-ms",
+        type=int,
+        default=0,
+        help="the endpoint waits this long before each hosts page (DynamoDB's own time)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slow-path", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = one(args.one, args.items[0], args.segments, args.slow_path)
+        latency_s = args.page_latency_ms / 1000
+        result = one(args.one, args.items[0], args.segments, args.slow_path, latency_s)
         print(json.dumps(result))
         return 0
     print(f"goal: under {GOAL_S:g} s and {GOAL_MB} MB at 100,000 hosts")
-    print(f"Scan in {args.segments} parallel segments; {os.cpu_count()} cores on this machine\n")
+    print(
+        f"Scan in {args.segments} parallel segments, {args.page_latency_ms} ms a page at the"
+        f" endpoint; {os.cpu_count()} cores on this machine\n"
+    )
     for shape in args.items:
         fast: dict[int, dict[str, Any]] = {}
         for n in args.hosts:
-            r = fast[n] = run(n, shape, args.segments, slow=False)
+            r = fast[n] = run(n, shape, args.segments, False, args.page_latency_ms)
             if n == args.hosts[0]:
                 print(f"{shape} item: {r['item_bytes']:,} B, {r['per_page']} a 1 MB page")
             print(line(r))
             if n <= args.slow_upto:
-                before = run(n, shape, 1, slow=True)
+                before = run(n, shape, 1, True, args.page_latency_ms)
                 print(line(before))
                 print(
                     f"{'':>5}{n:>7,} hosts: {before['wall_s'] / r['wall_s']:.1f}x faster,"
