@@ -326,3 +326,23 @@ def test_segments_outside_what_a_client_can_run_are_refused(endpoint):
     for segments in (0, 11):
         with pytest.raises(ValueError, match="segments must be from 1 to 10"):
             scan_decoded(http_client(endpoint), "t", "hosts", dict, False, segments=segments)
+
+
+def test_the_fast_path_is_registered_once_per_client(endpoint, monkeypatch):
+    import types
+
+    from chalicelib.adapters.dynamodb import common
+
+    decoded: list[int] = []
+
+    def loads(body: bytes) -> Any:
+        decoded.append(len(body))
+        return json.loads(body)
+
+    monkeypatch.setattr(common, "json", types.SimpleNamespace(loads=loads, dumps=json.dumps))
+    client = http_client(endpoint)
+    for _ in range(3):
+        parse_scans_fast(client)
+    items = list(scan_items(client, "t", False))  # registers again, too
+    assert len(items) == HOSTS
+    assert len(decoded) == -(-HOSTS // 4)  # each page decoded once
