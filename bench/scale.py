@@ -7,11 +7,19 @@ DynamoDB's JSON protocol with Scan pages of 1 MB, as DynamoDB pages them, made o
 agent-shaped host items (about 20 series and 200 fields, two services, a full hour
 of CPU/memory history: what `bench/cost.py` measures a real item at). The
 evaluate use-case runs as the Lambda does (`Services.alerting.evaluate`), so
-botocore parses every page, the adapter decodes every item, the core evaluates.
-Every host posted in the last minute and breaches nothing: a quiet evaluation.
-Each size runs in its own process, so its peak RSS is its own.
+every page goes through botocore, the adapter decodes every item, the core
+evaluates. Every host posted in the last minute and breaches nothing: a quiet
+evaluation. Each run is its own process, so its peak RSS is its own.
 
     .venv/bin/python bench/scale.py [--hosts 1000 10000 100000]
+        [--items full thin lean] [--segments 4] [--slow-upto 10000] [--page-latency-ms 0]
+
+The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
+(`parse_scans_fast`), in FLEETPULSE_SCAN_SEGMENTS parallel segments, which the
+endpoint answers with disjoint ranges of hosts. Up to `--slow-upto` hosts, each size
+also runs as before (botocore's parse, one segment), for the ratio. `thin` drops
+the item's `s#` series attributes: the item a post writes once the latest values
+live elsewhere; `lean` keeps 12 slots of its history ring as well.
 """
 
 from __future__ import annotations
@@ -39,11 +47,15 @@ PAGE_BYTES = 1024 * 1024
 GOAL_S, GOAL_MB = 15.0, 1024
 
 
-def host_item() -> dict[str, Any]:
-    """One agent-shaped host item (low-level JSON), with a full history ring."""
+def host_item(shape: str) -> dict[str, Any]:
+    """One agent-shaped host item (low-level JSON) after an hour of posts, one a minute,
+    through the collector's own path (`host_update` and a store): what its history ring
+    holds is what the code keeps. `thin`: without `s#` series attributes (the latest value
+    of every series), the item a post writes once those live elsewhere; `lean`: thin, and
+    a history ring of 12 slots instead of 60 (one every 5 minutes)."""
     import random
 
-    from alerting_eval import agent_points, item_size, low_level
+    from alerting_eval import agent_points, low_level
 
     from chalicelib.adapters.dynamodb import to_item
     from chalicelib.core.hosts import host_update
@@ -51,58 +63,61 @@ def host_item() -> dict[str, Any]:
     from chalicelib.core.models import Event, EventStatus, HostReport
     from tests.support.memory import InMemoryHostStore
 
-    del item_size
-    seen = NOW - timedelta(seconds=20)
-    seen_ms = ms_of_instant(seen)
     store = InMemoryHostStore()
-    store.record(
-        host_update(
-            HostReport(
-                host="HOSTNAME",
-                tags={"role": "web", "env": "prod", "az": "az1"},
-                interval_s=60,
-                points=agent_points(seen_ms, random.Random(7), breach=False),
-                events=[
-                    Event("backup", EventStatus.OK, seen_ms, 86_400_000, "done"),
-                    Event("nginx", EventStatus.OK, seen_ms, None, ""),
-                ],
-            ),
-            seen,
+    rnd = random.Random(7)
+    for minute in range(59, -1, -1):
+        seen = NOW - timedelta(minutes=minute, seconds=20)
+        seen_ms = ms_of_instant(seen)
+        report = HostReport(
+            host="HOSTNAME",
+            tags={"role": "web", "env": "prod", "az": "az1"},
+            interval_s=60,
+            points=agent_points(seen_ms, rnd, breach=False),
+            events=[
+                Event("backup", EventStatus.OK, seen_ms, 86_400_000, "done"),
+                Event("nginx", EventStatus.OK, seen_ms, None, ""),
+            ],
         )
-    )
+        store.record(host_update(report, seen))
     item = to_item(low_level(next(iter(store.items.values()))))
-    for slot in range(60):
-        t = seen_ms - slot * 60_000
-        item[f"h#{(t // 60_000) % 60}"] = {
-            "M": {"t": {"N": str(t)}, "c": {"N": "12.5"}, "m": {"N": "41.3"}}
-        }
+    if shape in ("thin", "lean"):
+        item = {k: v for k, v in item.items() if not k.startswith("s#")}
+    if shape == "lean":
+        ring = sorted((k for k in item if k.startswith("h#")), key=lambda k: int(k[2:]))
+        item = {k: v for k, v in item.items() if k not in ring[12:]}
     return item
 
 
 class Pages:
-    """Scan pages of `n` copies of the item, each page 1 MB at most, made on demand."""
+    """Scan pages of `n` copies of the item, each page 1 MB at most, made on demand.
+    Segment s of T is the s-th of T disjoint ranges of hosts."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, shape: str) -> None:
         from alerting_eval import item_size
 
-        item = host_item()
+        item = host_item(shape)
         self.n = n
         self.item_bytes = item_size(item)
         self.per_page = max(1, PAGE_BYTES // self.item_bytes)
         text = json.dumps(item)
         self.template = text.replace("HOSTNAME", "host-PPPPPPPPP")
 
-    def page(self, start: int) -> bytes:
-        end = min(self.n, start + self.per_page)
+    def page(self, scan: dict[str, Any]) -> bytes:
+        segment, total = scan.get("Segment", 0), scan.get("TotalSegments", 1)
+        start, stop = segment * self.n // total, (segment + 1) * self.n // total
+        last = scan.get("ExclusiveStartKey", {}).get("host", {}).get("S")
+        if last:
+            start = int(last.rsplit("-", 1)[1]) + 1
+        end = min(stop, start + self.per_page)
         items = ",".join(self.template.replace("PPPPPPPPP", f"{i:09d}") for i in range(start, end))
         doc = f'{{"Count":{end - start},"ScannedCount":{end - start},"Items":[{items}]'
-        if end < self.n:
+        if end < stop:
             doc += f',"LastEvaluatedKey":{{"host":{{"S":"host-{end - 1:09d}"}}}}'
         return (doc + "}").encode()
 
 
-def serve(n: int, port_out: Any) -> None:
-    pages = Pages(n)
+def serve(n: int, shape: str, latency_s: float, port_out: Any) -> None:
+    pages = Pages(n, shape)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -112,8 +127,8 @@ def serve(n: int, port_out: Any) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             op = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
             if op == "Scan" and body.get("TableName", "").endswith("-hosts"):
-                last = body.get("ExclusiveStartKey", {}).get("host", {}).get("S")
-                reply = pages.page(int(last.rsplit("-", 1)[1]) + 1 if last else 0)
+                time.sleep(latency_s)  # the service's own time for a page, if asked
+                reply = pages.page(body)
             elif op == "Scan":
                 reply = b'{"Count":0,"ScannedCount":0,"Items":[]}'
             else:
@@ -129,8 +144,9 @@ def serve(n: int, port_out: Any) -> None:
     server.serve_forever()
 
 
-def one(n: int) -> dict[str, Any]:
-    """One evaluation of `n` hosts in this process (called in a child)."""
+def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict[str, Any]:
+    """One evaluation of `n` hosts in this process (called in a child); `slow`: Scan
+    pages parsed by botocore alone, as before `parse_scans_fast`."""
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "bench",
@@ -141,21 +157,24 @@ def one(n: int) -> dict[str, Any]:
         }
     )
     queue: Any = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(n, queue), daemon=True)
+    server = multiprocessing.Process(target=serve, args=(n, shape, latency_s, queue), daemon=True)
     server.start()
     port, item_bytes, per_page = queue.get(timeout=120)
 
     from chalicelib.adapters.aws import AwsClients
+    from chalicelib.adapters.dynamodb.common import BEFORE_PARSE_SCAN, FAST_SCAN_ID
     from chalicelib.settings import Settings
     from chalicelib.wiring import Services
 
     services = Services(
-        Settings.from_env({"FLEETPULSE_STAGE": "bench"}),
+        Settings.from_env({"FLEETPULSE_STAGE": "bench", "FLEETPULSE_SCAN_SEGMENTS": str(segments)}),
         AwsClients("us-east-1", f"http://127.0.0.1:{port}"),
         clock=lambda: NOW,
     )
     calls: Counter[str] = Counter()
     client = services.clients.get("dynamodb")
+    if slow:  # the fast path's place among the client's handlers, held by one doing nothing
+        client.meta.events.register(BEFORE_PARSE_SCAN, lambda **_: None, unique_id=FAST_SCAN_ID)
     client.meta.events.register(
         "provide-client-params.dynamodb.*",
         lambda model, params, **_: calls.update([f"{model.name}({params.get('TableName')})"]),
@@ -170,6 +189,8 @@ def one(n: int) -> dict[str, Any]:
     server.terminate()
     return {
         "hosts": n,
+        "shape": shape,
+        "slow": slow,
         "item_bytes": item_bytes,
         "per_page": per_page,
         "wall_s": wall,
@@ -181,38 +202,83 @@ def one(n: int) -> dict[str, Any]:
     }
 
 
+def run(n: int, shape: str, segments: int, slow: bool, latency_ms: int) -> dict[str, Any]:
+    """One evaluation in a fresh process (its peak RSS its own)."""
+    command = [sys.executable, __file__, "--one", str(n), "--items", shape]
+    command += ["--segments", str(segments), "--page-latency-ms", str(latency_ms)]
+    command += ["--slow-path"] if slow else []
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def line(r: dict[str, Any]) -> str:
+    scans = sum(v for k, v in r["calls"].items() if k.startswith("Scan("))
+    path = "botocore parse" if r["slow"] else "fast parse    "
+    return (
+        f"{r['shape']:>4} {r['hosts']:>7,} hosts, {path}: {r['wall_s']:6.1f} s wall,"
+        f" {r['cpu_s']:6.1f} s CPU, peak RSS {r['peak_rss_mb']:5.0f} MB"
+        f" ({r['rss_before_mb']:.0f} before); {scans} Scan requests"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument(
+        "--items",
+        nargs="+",
+        choices=["full", "thin", "lean"],
+        default=["full", "thin", "lean"],
+        help="today's host item; without its s# series attributes; and with a 12-slot ring",
+    )
+    parser.add_argument("--segments", type=int, default=4, help="FLEETPULSE_SCAN_SEGMENTS")
+    parser.add_argument(
+        "--slow-upto",
+        type=int,
+        default=10_000,
+        help="also run botocore's own parse (the path before) up to this many hosts, for the"
+        " ratio; 0: never",
+    )
+    parser.add_argument(
+        "--page-latency-ms",
+        type=int,
+        default=0,
+        help="the endpoint waits this long before each hosts page (DynamoDB's own time)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--slow-path", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one)))
+        latency_s = args.page_latency_ms / 1000
+        result = one(args.one, args.items[0], args.segments, args.slow_path, latency_s)
+        print(json.dumps(result))
         return 0
-    print(f"goal: under {GOAL_S:g} s and {GOAL_MB} MB at 100,000 hosts\n")
-    results = []
-    for n in args.hosts:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        results.append(r)
-        scans = sum(v for k, v in r["calls"].items() if k.startswith("Scan("))
-        print(
-            f"{n:>7,} hosts ({r['item_bytes']:,} B items, {r['per_page']} a page): "
-            f"{r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, peak RSS {r['peak_rss_mb']:6.0f} MB"
-            f" ({r['rss_before_mb']:.0f} before); {scans} Scan requests; {r['calls']}"
-        )
-    if len(results) > 1:
-        a, b = results[0], results[-1]
-        print(
-            f"\n{b['hosts'] / a['hosts']:.0f}x the hosts: {b['wall_s'] / a['wall_s']:.1f}x the time, "
-            f"{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}x the peak memory; a quiet evaluation's"
-            " requests grow with the hosts (one Scan page per ~1 MB of items)"
-        )
+    print(f"goal: under {GOAL_S:g} s and {GOAL_MB} MB at 100,000 hosts")
+    print(
+        f"Scan in {args.segments} parallel segments, {args.page_latency_ms} ms a page at the"
+        f" endpoint; {os.cpu_count()} cores on this machine\n"
+    )
+    for shape in args.items:
+        fast: dict[int, dict[str, Any]] = {}
+        for n in args.hosts:
+            r = fast[n] = run(n, shape, args.segments, False, args.page_latency_ms)
+            if n == args.hosts[0]:
+                print(f"{shape} item: {r['item_bytes']:,} B, {r['per_page']} a 1 MB page")
+            print(line(r))
+            if n <= args.slow_upto:
+                before = run(n, shape, 1, True, args.page_latency_ms)
+                print(line(before))
+                print(
+                    f"{'':>5}{n:>7,} hosts: {before['wall_s'] / r['wall_s']:.1f}x faster,"
+                    f" {before['cpu_s'] / r['cpu_s']:.1f}x less CPU"
+                    f" (botocore parse in one segment -> fast parse in {args.segments})"
+                )
+        if len(fast) > 1:
+            a, b = fast[min(fast)], fast[max(fast)]
+            print(
+                f"{'':>5}{b['hosts'] / a['hosts']:.0f}x the hosts: {b['wall_s'] / a['wall_s']:.1f}x"
+                f" the time, {b['peak_rss_mb'] / a['peak_rss_mb']:.1f}x the peak memory\n"
+            )
     return 0
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from chalicelib.core.alert_message import Severity
 from chalicelib.core.durations import parse_duration
 from chalicelib.core.influx import InfluxTarget
-from chalicelib.core.limits import Limits
+from chalicelib.core.limits import MAX_SCAN_SEGMENTS, Limits
 from chalicelib.core.models import InfluxApi
 from chalicelib.core.notify import Channel
 from chalicelib.core.render import PAGERDUTY_EVENTS_URL
@@ -181,6 +181,8 @@ class Settings:
     outage_min_hosts: int = 3
     retired_retention: timedelta = timedelta(days=7)
     resolved_retention: timedelta = timedelta(hours=24)
+    # Parallel segments of the evaluation's Scan of the hosts table (docs/ARCHITECTURE.md).
+    scan_segments: int = 4
     status_url: str | None = None
     # GET /status without a token (docs/LOCAL.md, the status page).
     status_public: bool = False
@@ -238,6 +240,7 @@ class Settings:
             raise SettingsError("FLEETPULSE_OUTAGE_SHARE must be above 0 and at most 1")
         if outage_min_hosts < 1:
             raise SettingsError("FLEETPULSE_OUTAGE_MIN_HOSTS must be 1 or more")
+        scan_segments = _scan_segments(env)
         return cls(
             stage=stage,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -263,10 +266,21 @@ class Settings:
             outage_min_hosts=outage_min_hosts,
             retired_retention=duration("FLEETPULSE_RETIRED_RETENTION", "7d"),
             resolved_retention=duration("FLEETPULSE_RESOLVED_RETENTION", "24h"),
+            scan_segments=scan_segments,
             status_url=env.get("FLEETPULSE_STATUS_URL") or None,
             status_public=_flag(env, "FLEETPULSE_STATUS_PUBLIC"),
             **_checks_settings(env, stage, duration),  # type: ignore[arg-type]
         )
+
+
+def _scan_segments(env: Mapping[str, str]) -> int:
+    """FLEETPULSE_SCAN_SEGMENTS: 1 to MAX_SCAN_SEGMENTS."""
+    raw = env.get("FLEETPULSE_SCAN_SEGMENTS") or "4"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SCAN_SEGMENTS:
+        raise SettingsError(
+            f"FLEETPULSE_SCAN_SEGMENTS must be a whole number from 1 to {MAX_SCAN_SEGMENTS}, got {raw!r}"
+        )
+    return int(raw)
 
 
 def _checks_settings(

@@ -122,7 +122,9 @@ class Services:
     def host_store(self) -> HostStore:
         from chalicelib.adapters.dynamodb import DynamoDBHostStore
 
-        return DynamoDBHostStore(self.clients.get("dynamodb"), self.settings.hosts_table)
+        return DynamoDBHostStore(
+            self.clients.get("dynamodb"), self.settings.hosts_table, self.settings.scan_segments
+        )
 
     @cached_property
     def authenticator(self) -> Authenticator:

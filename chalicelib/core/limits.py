@@ -20,6 +20,9 @@ TIMESTREAM_MAX_MEASURE_NAME_BYTES = 256
 TIMESTREAM_MAX_MEASURES_PER_RECORD = 256
 TIMESTREAM_MAX_MEASURE_VALUE_BYTES = 2048
 TIMESTREAM_FUTURE_WINDOW = timedelta(minutes=15)
+# The evaluation's Scan of the hosts table runs its parallel segments on threads of one
+# client, whose connection pool holds 10 (botocore's default): FLEETPULSE_SCAN_SEGMENTS.
+MAX_SCAN_SEGMENTS = 10
 
 
 @dataclass(frozen=True, slots=True)

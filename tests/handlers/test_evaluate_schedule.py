@@ -59,14 +59,21 @@ def test_a_quiet_evaluation_writes_nothing(alerting_stack):
     calls = []
     client = stack.services.clients.get("dynamodb")
     client.meta.events.register(
-        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+        "provide-client-params.dynamodb.*",
+        lambda model, params, **_: calls.append(
+            (model.name, params["TableName"].rsplit("-", 1)[1])
+        ),
     )
     minutes(stack, 3, disk=40.0)
     calls.clear()
     stack.clock.advance(MIN)
     report = stack.evaluate()
     assert report["transitions"] == 0
-    assert sorted(calls) == ["Scan", "Scan", "Scan", "Scan"]  # hosts, alerts, silences, jobs
+    # The hosts table in its parallel segments (FLEETPULSE_SCAN_SEGMENTS, 4 by default),
+    # the alerts, silences and jobs tables in one Scan each.
+    assert sorted(calls) == sorted(
+        [("Scan", "hosts")] * 4 + [("Scan", "alerts"), ("Scan", "silences"), ("Scan", "jobs")]
+    )
 
 
 def test_a_host_that_stops_posting_is_paged_and_resolves_when_it_returns(alerting_stack):

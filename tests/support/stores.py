@@ -85,6 +85,7 @@ class DynamoDBTables:
             "jobs": settings.jobs_table,
         }
         self.requests = {d["TableName"]: d for d in table_definitions(settings)}
+        self.scan_segments = settings.scan_segments  # the hosts scan reads as deployed
         self.count = itertools.count()
 
     def make(self) -> Stores:
@@ -95,7 +96,7 @@ class DynamoDBTables:
             self.client.create_table(**{**self.requests[table], "TableName": names[role]})
         return Stores(
             DynamoDBTokenStore(self.client, names["tokens"]),
-            DynamoDBHostStore(self.client, names["hosts"]),
+            DynamoDBHostStore(self.client, names["hosts"], self.scan_segments),
             DynamoDBAlertStore(self.client, names["alerts"]),
             DynamoDBSilenceStore(self.client, names["silences"]),
             DynamoDBLedger(self.client, names["ledger"]),

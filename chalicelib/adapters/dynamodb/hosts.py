@@ -119,9 +119,10 @@ class DynamoDBHostStore:
     per post in the request that carries the heartbeat.
     """
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, scan_segments: int = 1) -> None:
         self.client = client
         self.table = table
+        self.scan_segments = scan_segments
 
     def record(self, update: HostUpdate) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -173,14 +174,16 @@ class DynamoDBHostStore:
     def scan(
         self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
     ) -> list[HostSnapshot]:
-        """One paginated Scan, eventually consistent: every write that acts on what it
-        read is conditional, so a read a second old costs a no-op at worst."""
+        """One paginated Scan in `scan_segments` parallel segments, eventually
+        consistent: every write that acts on what it read is conditional, so a read a
+        second old costs a no-op at worst."""
         return scan_decoded(
             self.client,
             self.table,
             TABLE,
             lambda item: snapshot_from_item(item, fields, history=history),
             False,
+            segments=self.scan_segments,
         )
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
