@@ -83,6 +83,7 @@ class DynamoDBTables:
             "silences": settings.silences_table,
             "ledger": settings.ledger_table,
             "jobs": settings.jobs_table,
+            "series": settings.series_table,
         }
         self.requests = {d["TableName"]: d for d in table_definitions(settings)}
         self.count = itertools.count()
@@ -95,7 +96,7 @@ class DynamoDBTables:
             self.client.create_table(**{**self.requests[table], "TableName": names[role]})
         return Stores(
             DynamoDBTokenStore(self.client, names["tokens"]),
-            DynamoDBHostStore(self.client, names["hosts"]),
+            DynamoDBHostStore(self.client, names["hosts"], names["series"]),
             DynamoDBAlertStore(self.client, names["alerts"]),
             DynamoDBSilenceStore(self.client, names["silences"]),
             DynamoDBLedger(self.client, names["ledger"]),
