@@ -43,10 +43,10 @@ def host_item() -> dict[str, Any]:
     """One agent-shaped host item (low-level JSON), with a full history ring."""
     import random
 
-    from alerting_eval import agent_points, item_size, low_level
+    from alerting_eval import agent_points, item_size, low_level, policy
 
     from chalicelib.adapters.dynamodb import to_item
-    from chalicelib.core.hosts import host_update
+    from chalicelib.core.hosts import HISTORY_SLOTS, HISTORY_STEP_MS, host_update
     from chalicelib.core.instants import ms_of_instant
     from chalicelib.core.models import Event, EventStatus, HostReport
     from tests.support.memory import InMemoryHostStore
@@ -68,12 +68,13 @@ def host_item() -> dict[str, Any]:
                 ],
             ),
             seen,
+            watch=policy().rules.by_measurement,
         )
     )
     item = to_item(low_level(next(iter(store.items.values()))))
-    for slot in range(60):
-        t = seen_ms - slot * 60_000
-        item[f"h#{(t // 60_000) % 60}"] = {
+    for slot in range(HISTORY_SLOTS):
+        t = seen_ms - slot * HISTORY_STEP_MS
+        item[f"h#{(t // HISTORY_STEP_MS) % HISTORY_SLOTS}"] = {
             "M": {"t": {"N": str(t)}, "c": {"N": "12.5"}, "m": {"N": "41.3"}}
         }
     return item
