@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.heartbeats import HostSnapshot
 from chalicelib.core.hosts import (
+    CATALOG_MIN_INTERVAL,
     CATALOG_SHAPES,
     HistoryPoint,
     HostState,
@@ -280,14 +281,19 @@ def test_the_catalog_lists_the_series_of_recent_post_shapes(stores):
         SeriesEntry("disk", {"mount": "/"}, ("used_percent",)),
         SeriesEntry("system", {}, ("load5", "n_cpus")),
     ]
-    # Another shape (a sender that splits its posts): both are listed, merged.
-    later = NOW + timedelta(minutes=1)
+    # Another shape (a sender that splits its posts) waits for CATALOG_MIN_INTERVAL,
+    # then both are listed, merged.
+    mem = [Point("mem", ms(NOW), {}, {"used_percent": 40.0})]
+    soon = NOW + CATALOG_MIN_INTERVAL - timedelta(seconds=1)
+    store.record(host_update(report(soon, points=mem), soon, watch=WATCH))
+    assert [e.measurement for e in store.catalog("web-1")] == ["disk", "system"]
+    later = NOW + CATALOG_MIN_INTERVAL
     mem = [Point("mem", ms(later), {}, {"used_percent": 40.0})]
     store.record(host_update(report(later, points=mem), later, watch=WATCH))
     assert [e.measurement for e in store.catalog("web-1")] == ["disk", "mem", "system"]
     # Only the last CATALOG_SHAPES shapes are kept.
     for i in range(CATALOG_SHAPES):
-        at = later + timedelta(minutes=1 + i)
+        at = later + (i + 1) * CATALOG_MIN_INTERVAL
         shape = [Point("m", ms(at), {"i": str(i)}, {"v": 1.0})]
         store.record(host_update(report(at, points=shape), at, watch=WATCH))
     assert [e.tags for e in store.catalog("web-1")] == [

@@ -30,6 +30,7 @@ from chalicelib.core.hosts import (
     SeriesLatest,
     ServiceLatest,
     carried_series,
+    catalog_due,
     merge_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
@@ -243,12 +244,13 @@ class InMemoryHostStore:
             item.pop("w", None)
         item["series_n"] = update.series_count
         digests = item.get("cat", [])
-        if update.catalog_digest and update.catalog_digest not in digests:
+        if catalog_due(update, digests, item.get("cat_t")):
             shapes = self.catalogs.setdefault(update.host, {})
             for dropped in digests[CATALOG_SHAPES - 1 :]:
                 shapes.pop(dropped, None)
             shapes[update.catalog_digest] = (ms_of_instant(update.seen_at), update.catalog)
             item["cat"] = [update.catalog_digest, *digests[: CATALOG_SHAPES - 1]]
+            item["cat_t"] = ms_of_instant(update.seen_at)
         if update.history is not None:
             h = update.history
             item[f"h#{h.slot}"] = {"t": h.time_ms, "c": _storable(h.cpu), "m": _storable(h.mem)}

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.hosts import (
+    CATALOG_MIN_INTERVAL,
     LATEST_MAX_AGE,
     SeriesEntry,
     Tracking,
     carried_series,
     catalog_digest,
+    catalog_due,
     host_update,
     merge_catalog,
 )
@@ -139,3 +141,14 @@ def test_catalog_shapes_merge_into_one_entry_per_series():
         SeriesEntry("load", {}, ("load1", "load5")),
         SeriesEntry("mem", {}, ("used",)),
     ]
+
+
+def test_a_new_shape_is_written_at_most_once_per_interval():
+    update = host_update(post(cpu(5.0)), NOW, watch=WATCH)
+    now_ms = ms(NOW)
+    interval_ms = int(CATALOG_MIN_INTERVAL.total_seconds() * 1000)
+    assert catalog_due(update, [], None)
+    assert not catalog_due(update, [update.catalog_digest], None)  # written already
+    assert not catalog_due(update, ["other"], now_ms - interval_ms + 1)
+    assert catalog_due(update, ["other"], now_ms - interval_ms)
+    assert not catalog_due(host_update(post(), NOW), [], None)  # nothing to list

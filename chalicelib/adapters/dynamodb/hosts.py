@@ -31,6 +31,7 @@ from chalicelib.core.hosts import (
     SeriesLatest,
     ServiceLatest,
     carried_series,
+    catalog_due,
     merge_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
@@ -53,8 +54,10 @@ MAX_ASSIGNMENTS = 100
 # The watched series: one map, series key -> SeriesValue, replaced whole by every post.
 WATCHED = "w"
 SERIES_COUNT = "series_n"  # how many series the last post carried
-# The digests of the catalog shapes written, newest first (at most CATALOG_SHAPES).
+# The digests of the catalog shapes written, newest first (at most CATALOG_SHAPES),
+# and when the last was written (epoch ms).
 CATALOG_DIGESTS = "cat"
+CATALOG_WRITTEN = "cat_t"
 SERVICE_PREFIX = "e#"
 # The CPU and memory ring: `h#<5-minute step of the hour>` = {"t": ms, "c": busy %, "m": used %}.
 HISTORY_PREFIX = "h#"
@@ -121,6 +124,7 @@ class HostItem(TypedDict):
     w: NotRequired[dict[str, SeriesValue]]  # WATCHED
     series_n: NotRequired[int]  # SERIES_COUNT
     cat: NotRequired[list[str]]  # CATALOG_DIGESTS
+    cat_t: NotRequired[int]  # CATALOG_WRITTEN
 
 
 class UpdateOp(StrEnum):
@@ -182,7 +186,10 @@ class DynamoDBHostStore:
         if carried:
             self._carry(update, carried)
         digests = _digests(old.get(CATALOG_DIGESTS))
-        if self.series_table and update.catalog_digest and update.catalog_digest not in digests:
+        written = old.get(CATALOG_WRITTEN, {}).get("N")
+        if self.series_table and catalog_due(
+            update, digests, int(written) if written is not None else None
+        ):
             self._write_catalog(update, digests)
 
     def _update(
@@ -239,10 +246,13 @@ class DynamoDBHostStore:
             )
         self._conditional(
             update.host,
-            "SET #cat = :cat",
+            "SET #cat = :cat, #cat_t = :cat_t",
             "attribute_exists(#host)",
-            {":cat": {"L": [{"S": d} for d in kept]}},
-            {"#cat": CATALOG_DIGESTS},
+            {
+                ":cat": {"L": [{"S": d} for d in kept]},
+                ":cat_t": {"N": str(ms_of_instant(update.seen_at))},
+            },
+            {"#cat": CATALOG_DIGESTS, "#cat_t": CATALOG_WRITTEN},
         )
 
     def catalog(self, host: str) -> list[SeriesEntry]:
