@@ -77,8 +77,9 @@ class Tracking:
 # the catalog item stays far below DynamoDB's 400 KB.
 CATALOG_SHAPES = 4
 CATALOG_SHAPE_MAX_BYTES = 80_000
-# A host's catalog is rewritten at most this often: a sender whose series are new
-# every minute costs one catalog write per interval, not one a post.
+# Once a host's catalog holds CATALOG_SHAPES shapes, it is rewritten at most this
+# often: a sender whose series are new every minute costs one catalog write per
+# interval, not one a post.
 CATALOG_MIN_INTERVAL = timedelta(minutes=10)
 
 
@@ -361,11 +362,12 @@ def catalog_of(series: Mapping[str, SeriesLatest]) -> tuple[SeriesEntry, ...]:
 
 
 def catalog_due(update: HostUpdate, digests: Iterable[str], written_ms: int | None) -> bool:
-    """Whether this post writes its catalog shape: a shape not written yet, and the last
-    write (`written_ms`, None: never) at least CATALOG_MIN_INTERVAL ago."""
-    if not update.catalog_digest or update.catalog_digest in digests:
+    """Whether this post writes its catalog shape: a shape not written yet, and room for
+    it or the last write (`written_ms`, None: never) at least CATALOG_MIN_INTERVAL ago."""
+    known = list(digests)
+    if not update.catalog_digest or update.catalog_digest in known:
         return False
-    if written_ms is None:
+    if written_ms is None or len(known) < CATALOG_SHAPES:
         return True
     interval_ms = int(CATALOG_MIN_INTERVAL.total_seconds() * 1000)
     return ms_of_instant(update.seen_at) - written_ms >= interval_ms

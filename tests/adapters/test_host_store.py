@@ -281,21 +281,26 @@ def test_the_catalog_lists_the_series_of_recent_post_shapes(stores):
         SeriesEntry("disk", {"mount": "/"}, ("used_percent",)),
         SeriesEntry("system", {}, ("load5", "n_cpus")),
     ]
-    # Another shape (a sender that splits its posts) waits for CATALOG_MIN_INTERVAL,
-    # then both are listed, merged.
-    mem = [Point("mem", ms(NOW), {}, {"used_percent": 40.0})]
-    soon = NOW + CATALOG_MIN_INTERVAL - timedelta(seconds=1)
-    store.record(host_update(report(soon, points=mem), soon, watch=WATCH))
-    assert [e.measurement for e in store.catalog("web-1")] == ["disk", "system"]
-    later = NOW + CATALOG_MIN_INTERVAL
+    # Another shape (a sender that splits its posts): both are listed, merged.
+    later = NOW + timedelta(minutes=1)
     mem = [Point("mem", ms(later), {}, {"used_percent": 40.0})]
     store.record(host_update(report(later, points=mem), later, watch=WATCH))
     assert [e.measurement for e in store.catalog("web-1")] == ["disk", "mem", "system"]
-    # Only the last CATALOG_SHAPES shapes are kept.
-    for i in range(CATALOG_SHAPES):
-        at = later + (i + 1) * CATALOG_MIN_INTERVAL
-        shape = [Point("m", ms(at), {"i": str(i)}, {"v": 1.0})]
-        store.record(host_update(report(at, points=shape), at, watch=WATCH))
-    assert [e.tags for e in store.catalog("web-1")] == [
-        {"i": str(i)} for i in range(CATALOG_SHAPES)
-    ]
+
+    def shape(i: int, at: datetime) -> None:
+        points = [Point("m", ms(at), {"i": str(i)}, {"v": 1.0})]
+        store.record(host_update(report(at, points=points), at, watch=WATCH))
+
+    # Only the last CATALOG_SHAPES shapes are kept; once full, a new shape is written
+    # at most once per CATALOG_MIN_INTERVAL.
+    for i in range(CATALOG_SHAPES - 2):
+        shape(i, later + (i + 1) * timedelta(minutes=1))
+    full = later + (CATALOG_SHAPES - 2) * timedelta(minutes=1)
+    assert len(store.catalog("web-1")) == 3 + CATALOG_SHAPES - 2
+    shape(100, full + timedelta(minutes=1))
+    assert {"i": "100"} not in [e.tags for e in store.catalog("web-1")]
+    shape(100, full + CATALOG_MIN_INTERVAL)
+    listed = [e.tags["i"] for e in store.catalog("web-1") if e.measurement == "m"]
+    assert sorted(listed) == sorted(["100", *(str(i) for i in range(CATALOG_SHAPES - 2))])
+    # The oldest shape (disk and system) went.
+    assert {e.measurement for e in store.catalog("web-1")} == {"m", "mem"}

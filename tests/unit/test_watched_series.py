@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.hosts import (
     CATALOG_MIN_INTERVAL,
+    CATALOG_SHAPES,
     LATEST_MAX_AGE,
     SeriesEntry,
     Tracking,
@@ -143,12 +144,14 @@ def test_catalog_shapes_merge_into_one_entry_per_series():
     ]
 
 
-def test_a_new_shape_is_written_at_most_once_per_interval():
+def test_a_new_shape_is_written_at_once_until_the_catalog_is_full_then_once_per_interval():
     update = host_update(post(cpu(5.0)), NOW, watch=WATCH)
     now_ms = ms(NOW)
     interval_ms = int(CATALOG_MIN_INTERVAL.total_seconds() * 1000)
     assert catalog_due(update, [], None)
     assert not catalog_due(update, [update.catalog_digest], None)  # written already
-    assert not catalog_due(update, ["other"], now_ms - interval_ms + 1)
-    assert catalog_due(update, ["other"], now_ms - interval_ms)
+    others = [f"other-{i}" for i in range(CATALOG_SHAPES)]
+    assert catalog_due(update, others[:-1], now_ms)  # room for it
+    assert not catalog_due(update, others, now_ms - interval_ms + 1)
+    assert catalog_due(update, others, now_ms - interval_ms)
     assert not catalog_due(host_update(post(), NOW), [], None)  # nothing to list
