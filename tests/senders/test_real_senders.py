@@ -256,10 +256,9 @@ def test_prometheus_with_node_exporter_is_an_ordinary_host(collector, programs, 
             }
         ],
     )
-    now = datetime.now(UTC)
-    messages = collector.evaluate(now)
-    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
-    assert ("memory-seen", host, "firing") in fired, fired
+    messages = until(
+        "memory-seen firing", lambda: fires(collector, "memory-seen", host), 30, sender
+    )
     assert not any(m["kind"] == "heartbeat" for m in messages)
 
     sender.kill()
@@ -287,6 +286,14 @@ def rules_find_their_series(collector: Collector, host: str, path: Path) -> bool
         ):
             return False
     return True
+
+
+def fires(collector: Collector, rule: str, host: str) -> list[dict[str, Any]] | None:
+    """The messages so far once `rule` fires on `host`. The collector reads the rules the
+    evaluator reads: a rule put in place acts from the next post on."""
+    messages = collector.evaluate(datetime.now(UTC))
+    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
+    return messages if (rule, host, "firing") in fired else None
 
 
 def settle(collector: Collector, host: str) -> datetime:
@@ -410,9 +417,7 @@ def test_collectd_write_http_is_an_ordinary_host(collector, programs, tmp_path):
             }
         ],
     )
-    messages = collector.evaluate(datetime.now(UTC))
-    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
-    assert ("memory-seen", host, "firing") in fired, fired
+    until("memory-seen firing", lambda: fires(collector, "memory-seen", host), 30, sender)
 
     sender.kill()
     seen = settle(collector, host)
