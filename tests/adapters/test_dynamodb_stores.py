@@ -324,3 +324,31 @@ def test_a_host_forgotten_while_its_catalog_is_written_is_a_lost_race():
     with stub:
         store.record(host_update(agent_post(NOW), NOW))
     stub.assert_no_pending_responses()
+
+
+def test_what_an_older_layout_left_in_the_item_goes_with_the_next_post(aws_services):
+    from chalicelib.core.hosts import HISTORY_SLOTS
+
+    client = aws_services.clients.get("dynamodb")
+    table = aws_services.settings.hosts_table
+    old = {
+        "host": {"S": "web-1"},
+        "last_seen_at": {"N": str(ms_of_instant(NOW))},
+        "state": {"S": "up"},
+        **{f"s#disk|mount=/d{i}": {"M": {"m": {"S": "disk"}}} for i in range(150)},
+        **{f"h#{slot}": {"M": {"t": {"N": "1"}}} for slot in range(60)},
+    }
+    client.put_item(TableName=table, Item=old)
+    store = aws_services.host_store
+    store.record(update(seen_at=NOW + timedelta(minutes=1)))
+    item = store.get("web-1")
+    assert not [k for k in item if k.startswith("s#")]
+    assert sorted(k for k in item if k.startswith("h#")) == sorted(
+        f"h#{slot}" for slot in range(HISTORY_SLOTS)
+    )
+    calls: list[str] = []
+    client.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append("u")
+    )
+    store.record(update(seen_at=NOW + timedelta(minutes=2)))
+    assert calls == ["u"]  # once done, a post is one request again

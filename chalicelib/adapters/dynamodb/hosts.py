@@ -24,6 +24,7 @@ from chalicelib.adapters.dynamodb.common import (
 from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
 from chalicelib.core.hosts import (
     CATALOG_SHAPES,
+    HISTORY_SLOTS,
     HistoryPoint,
     HostState,
     HostUpdate,
@@ -63,6 +64,8 @@ SERVICE_PREFIX = "e#"
 HISTORY_PREFIX = "h#"
 # In the catalog item: `p#<digest>` = CatalogShape.
 SHAPE_PREFIX = "p#"
+# An older layout kept every series as `s#<series key>`: removed by the host's next post.
+LEGACY_SERIES_PREFIX = "s#"
 
 
 class SeriesValue(TypedDict):
@@ -182,6 +185,9 @@ class DynamoDBHostStore:
                 old = self._update(update.host, base, returns=True)
         except BotoCoreError as exc:
             raise unavailable(TABLE, exc) from exc
+        legacy = legacy_attributes(old)
+        if legacy:
+            self._remove_legacy(update.host, legacy)
         carried = carried_series(watched_from_attribute(old.get(WATCHED)), update)
         if carried:
             self._carry(update, carried)
@@ -205,6 +211,18 @@ class DynamoDBHostStore:
             ReturnValues="ALL_OLD" if returns else "NONE",
         )
         return cast("dict[str, Any]", response.get("Attributes") or {})
+
+    def _remove_legacy(self, host: str, names: list[str]) -> None:
+        """Drop what an older layout left in the item (once per host: nothing writes it)."""
+        for start in range(0, len(names), MAX_ASSIGNMENTS):
+            chunk = names[start : start + MAX_ASSIGNMENTS]
+            with backend(TABLE):
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"host": {"S": host}},
+                    UpdateExpression="REMOVE " + ", ".join(f"#a{i}" for i in range(len(chunk))),
+                    ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(chunk)},
+                )
 
     def _carry(self, update: HostUpdate, carried: dict[str, SeriesLatest]) -> None:
         """Put back the watched series of the last post that this one did not carry, if
@@ -551,6 +569,20 @@ def watched_value(series: Mapping[str, SeriesLatest]) -> dict[str, SeriesValue]:
         if fields:
             watched[key] = SeriesValue(m=s.measurement, tags=s.tags, t=s.time_ms, f=fields)
     return watched
+
+
+def legacy_attributes(item: Mapping[str, Any]) -> list[str]:
+    """Attributes of an older item layout: one `s#<series>` per series, and history
+    slots past today's ring (it had one a minute)."""
+    legacy = []
+    for name in item:
+        if name.startswith(LEGACY_SERIES_PREFIX):
+            legacy.append(name)
+        elif name.startswith(HISTORY_PREFIX):
+            slot = name[len(HISTORY_PREFIX) :]
+            if not slot.isdigit() or int(slot) >= HISTORY_SLOTS:
+                legacy.append(name)
+    return sorted(legacy)
 
 
 def _digests(raw: dict[str, Any] | None) -> list[str]:
