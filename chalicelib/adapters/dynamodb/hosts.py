@@ -443,9 +443,8 @@ def snapshot_from_item(
 
     This runs for every host every minute: it reads the known layout directly
     instead of deserializing every attribute with boto3's generic
-    TypeDeserializer (about 20 times slower on items with many series), and
-    when `wanted` (measurement -> fields some rule reads) is given, only those
-    fields: a series no rule reads keeps its time and tags, for staleness.
+    TypeDeserializer, and when `wanted` (measurement -> fields some rule reads)
+    is given, only those fields of the watched series (`w`).
     The history ring is decoded only when `history` is asked for. An attribute
     that does not have the layout is skipped, never fatal.
     """
