@@ -80,7 +80,7 @@ CATALOG_SHAPE_MAX_BYTES = 80_000
 # Once a host's catalog holds CATALOG_SHAPES shapes, it is rewritten at most this
 # often: a sender whose series are new every minute costs one catalog write per
 # interval, not one a post.
-CATALOG_MIN_INTERVAL = timedelta(minutes=10)
+CATALOG_MIN_INTERVAL = timedelta(hours=1)
 
 
 class HostState(enum.StrEnum):
