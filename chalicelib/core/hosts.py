@@ -71,16 +71,19 @@ class Tracking:
     max_services: int = 100
 
 
-# The series catalog (the host page's list of series) keeps the last few distinct
-# shapes of a host's posts, so a sender that splits its values over several posts
-# (collectd) does not rewrite it every post; each shape is bounded in bytes so
-# the catalog item stays far below DynamoDB's 400 KB.
+# The series catalog (the host page's list of series): one entry per series, with
+# when a post last wrote it. A post writes it when its set of series and fields (a
+# "shape") is not among the last CATALOG_SHAPES written, or when the last write is
+# CATALOG_REFRESH old; once CATALOG_SHAPES shapes are known, a new one waits for
+# CATALOG_MIN_INTERVAL (a sender whose series are new every minute, or a Prometheus
+# that shards a scrape over requests, costs one write an hour, not one a post).
+# Entries not written for CATALOG_KEEP go; at most CATALOG_MAX_SERIES are kept.
 CATALOG_SHAPES = 4
 CATALOG_SHAPE_MAX_BYTES = 80_000
-# Once a host's catalog holds CATALOG_SHAPES shapes, it is rewritten at most this
-# often: a sender whose series are new every minute costs one catalog write per
-# interval, not one a post.
 CATALOG_MIN_INTERVAL = timedelta(hours=1)
+CATALOG_REFRESH = timedelta(hours=12)
+CATALOG_KEEP = timedelta(hours=48)
+CATALOG_MAX_SERIES = 1000
 
 
 class HostState(enum.StrEnum):
@@ -362,15 +365,21 @@ def catalog_of(series: Mapping[str, SeriesLatest]) -> tuple[SeriesEntry, ...]:
 
 
 def catalog_due(update: HostUpdate, digests: Iterable[str], written_ms: int | None) -> bool:
-    """Whether this post writes its catalog shape: a shape not written yet, and room for
-    it or the last write (`written_ms`, None: never) at least CATALOG_MIN_INTERVAL ago."""
-    known = list(digests)
-    if not update.catalog_digest or update.catalog_digest in known:
+    """Whether this post writes the catalog (`digests`: the shapes written, newest first;
+    `written_ms`: when the last write was, None: never)."""
+    if not update.catalog_digest:
         return False
-    if written_ms is None or len(known) < CATALOG_SHAPES:
+    if written_ms is None:
         return True
-    interval_ms = int(CATALOG_MIN_INTERVAL.total_seconds() * 1000)
-    return ms_of_instant(update.seen_at) - written_ms >= interval_ms
+    elapsed = ms_of_instant(update.seen_at) - written_ms
+    if elapsed >= int(CATALOG_REFRESH.total_seconds() * 1000):
+        return True
+    known = list(digests)
+    if update.catalog_digest in known:
+        return False
+    return len(known) < CATALOG_SHAPES or elapsed >= int(
+        CATALOG_MIN_INTERVAL.total_seconds() * 1000
+    )
 
 
 def catalog_digest(catalog: tuple[SeriesEntry, ...]) -> str:
@@ -384,13 +393,23 @@ def catalog_digest(catalog: tuple[SeriesEntry, ...]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
-def merge_catalog(shapes: Iterable[tuple[SeriesEntry, ...]]) -> list[SeriesEntry]:
-    """The union of catalog shapes: one entry per series, with every field any shape has."""
-    merged: dict[str, SeriesEntry] = {}
-    for shape in shapes:
-        for e in shape:
-            key = series_key(e.measurement, e.tags)
-            known = merged.get(key)
-            fields = e.fields if known is None else tuple(sorted({*known.fields, *e.fields}))
-            merged[key] = SeriesEntry(e.measurement, e.tags, fields)
-    return [merged[k] for k in sorted(merged)]
+def merged_catalog(
+    old: Mapping[str, tuple[int, SeriesEntry]], update: HostUpdate
+) -> dict[str, tuple[int, SeriesEntry]]:
+    """The catalog after `update` is written into `old` (series key -> (time written,
+    entry)): the post's series refreshed, those not written for CATALOG_KEEP dropped,
+    the CATALOG_MAX_SERIES most recently written kept."""
+    now_ms = ms_of_instant(update.seen_at)
+    oldest_ms = now_ms - int(CATALOG_KEEP.total_seconds() * 1000)
+    merged = {k: v for k, v in old.items() if v[0] >= oldest_ms}
+    for e in update.catalog:
+        merged[series_key(e.measurement, e.tags)] = (now_ms, e)
+    if len(merged) > CATALOG_MAX_SERIES:
+        newest = sorted(merged, key=lambda k: (-merged[k][0], k))[:CATALOG_MAX_SERIES]
+        merged = {k: merged[k] for k in newest}
+    return merged
+
+
+def catalog_list(catalog: Mapping[str, tuple[int, SeriesEntry]]) -> list[SeriesEntry]:
+    """The catalog's entries, by series key."""
+    return [catalog[k][1] for k in sorted(catalog)]

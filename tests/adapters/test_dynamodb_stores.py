@@ -261,7 +261,7 @@ def test_a_quiet_post_is_one_update_item_and_the_catalog_is_written_on_change(aw
     ).by_measurement
     client = aws_services.clients.get("dynamodb")
     calls: list[tuple[str, str]] = []
-    for op in ("UpdateItem", "GetItem", "PutItem", "Query", "Scan"):
+    for op in ("UpdateItem", "GetItem", "PutItem", "Query", "Scan", "DeleteItem"):
         client.meta.events.register(
             f"provide-client-params.dynamodb.{op}",
             lambda params, op=op, **_: calls.append((op, params["TableName"])),
@@ -274,13 +274,19 @@ def test_a_quiet_post_is_one_update_item_and_the_catalog_is_written_on_change(aw
         store.record(host_update(agent_post(at, **kwargs), at, watch=watch))  # type: ignore[arg-type]
         return list(calls)
 
-    # The first post writes the catalog, then its digest.
-    assert post(NOW) == [("UpdateItem", hosts), ("UpdateItem", series), ("UpdateItem", hosts)]
+    # The first post writes the catalog (merged into what it holds), then its digest.
+    written = [
+        ("UpdateItem", hosts),
+        ("GetItem", series),
+        ("PutItem", series),
+        ("UpdateItem", hosts),
+    ]
+    assert post(NOW) == written
     # Same series and fields, other values: one request.
     assert post(NOW + timedelta(minutes=1)) == [("UpdateItem", hosts)]
     assert post(NOW + timedelta(minutes=2), disk=95.0) == [("UpdateItem", hosts)]
     # A new series changes the catalog.
-    assert len(post(NOW + timedelta(minutes=3), extra=True)) == 3
+    assert post(NOW + timedelta(minutes=3), extra=True) == written
     assert post(NOW + timedelta(minutes=4), extra=True) == [("UpdateItem", hosts)]
     assert [e.tags for e in store.catalog("web-1") if e.measurement == "disk"] == [
         {"mount": "/"},
@@ -298,14 +304,16 @@ def test_a_failed_catalog_write_is_backend_unavailable_and_tried_again_by_the_ne
 
     stub = Stubber(client)
     stub.add_response("update_item", {})  # the heartbeat: no digest yet
-    stub.add_client_error("update_item", "ThrottlingException", "slow down")  # the catalog
+    stub.add_response("get_item", {})  # the catalog holds nothing yet
+    stub.add_client_error("put_item", "ThrottlingException", "slow down")
     with stub, pytest.raises(BackendUnavailable, match="series catalog table: Throttling"):
         store.record(host_update(agent_post(NOW), NOW))
     stub.assert_no_pending_responses()
     # The digest was not recorded: the next post writes the catalog.
     stub = Stubber(client)
     stub.add_response("update_item", {})
-    stub.add_response("update_item", {})  # the catalog
+    stub.add_response("get_item", {})
+    stub.add_response("put_item", {})  # the catalog
     stub.add_response("update_item", {})  # then its digest
     with stub:
         store.record(host_update(agent_post(NOW), NOW))
@@ -319,7 +327,8 @@ def test_a_host_forgotten_while_its_catalog_is_written_is_a_lost_race():
 
     stub = Stubber(client)
     stub.add_response("update_item", {})
-    stub.add_response("update_item", {})
+    stub.add_response("get_item", {})
+    stub.add_response("put_item", {})
     stub.add_client_error("update_item", "ConditionalCheckFailedException", "gone")
     with stub:
         store.record(host_update(agent_post(NOW), NOW))

@@ -31,7 +31,8 @@ from chalicelib.core.hosts import (
     ServiceLatest,
     carried_series,
     catalog_due,
-    merge_catalog,
+    catalog_list,
+    merged_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.jobs import Job, JobSpec, new_job
@@ -115,17 +116,16 @@ class InMemoryTokenStore:
 
 class InMemoryHostStore:
     """Host items as plain dicts, laid out like the DynamoDB items (`w`, `e#...`, `h#...`),
-    and the series catalog: host -> digest -> (time written, series)."""
+    and the series catalog: host -> series key -> (time written, entry)."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
-        self.catalogs: dict[str, dict[str, tuple[int, tuple[SeriesEntry, ...]]]] = {}
+        self.catalogs: dict[str, dict[str, tuple[int, SeriesEntry]]] = {}
         self._lock = threading.Lock()
 
     def catalog(self, host: str) -> list[SeriesEntry]:
         with self._lock:
-            shapes = self.catalogs.get(host, {})
-            return merge_catalog(series for _, series in shapes.values())
+            return catalog_list(self.catalogs.get(host, {}))
 
     def scan(
         self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
@@ -245,11 +245,9 @@ class InMemoryHostStore:
         item["series_n"] = update.series_count
         digests = item.get("cat", [])
         if catalog_due(update, digests, item.get("cat_t")):
-            shapes = self.catalogs.setdefault(update.host, {})
-            for dropped in digests[CATALOG_SHAPES - 1 :]:
-                shapes.pop(dropped, None)
-            shapes[update.catalog_digest] = (ms_of_instant(update.seen_at), update.catalog)
-            item["cat"] = [update.catalog_digest, *digests[: CATALOG_SHAPES - 1]]
+            self.catalogs[update.host] = merged_catalog(self.catalogs.get(update.host, {}), update)
+            kept = [update.catalog_digest, *(d for d in digests if d != update.catalog_digest)]
+            item["cat"] = kept[:CATALOG_SHAPES]
             item["cat_t"] = ms_of_instant(update.seen_at)
         if update.history is not None:
             h = update.history

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.hosts import (
+    CATALOG_KEEP,
+    CATALOG_MAX_SERIES,
     CATALOG_MIN_INTERVAL,
+    CATALOG_REFRESH,
     CATALOG_SHAPES,
     LATEST_MAX_AGE,
     SeriesEntry,
@@ -15,7 +18,7 @@ from chalicelib.core.hosts import (
     catalog_digest,
     catalog_due,
     host_update,
-    merge_catalog,
+    merged_catalog,
 )
 from chalicelib.core.instants import ms_of_instant as ms
 from chalicelib.core.models import HostReport, Point
@@ -135,13 +138,26 @@ def test_watched_series_a_post_did_not_carry_are_kept_while_fresh():
     assert carried_series(first.series, stale) == {}
 
 
-def test_catalog_shapes_merge_into_one_entry_per_series():
-    a = (SeriesEntry("load", {}, ("load1",)), SeriesEntry("mem", {}, ("used",)))
-    b = (SeriesEntry("load", {}, ("load5",)),)
-    assert merge_catalog([a, b]) == [
-        SeriesEntry("load", {}, ("load1", "load5")),
-        SeriesEntry("mem", {}, ("used",)),
-    ]
+def test_the_catalog_keeps_the_most_recently_written_series_within_its_bounds():
+    old_entry = SeriesEntry("gone", {}, ("v",))
+    kept_entry = SeriesEntry("load", {}, ("load1",))
+    keep_ms = int(CATALOG_KEEP.total_seconds() * 1000)
+    old = {"gone": (ms(NOW) - keep_ms - 1, old_entry), "load": (ms(NOW) - keep_ms, kept_entry)}
+    update = host_update(post(cpu(5.0)), NOW, watch=WATCH)
+    merged = merged_catalog(old, update)
+    assert sorted(merged) == ["cpu|cpu=total", "load"]
+    assert merged["cpu|cpu=total"] == (
+        ms(NOW),
+        SeriesEntry("cpu", {"cpu": "total"}, ("idle", "user")),
+    )
+    many = {
+        f"m|i={i:04d}": (ms(NOW) - i, SeriesEntry("m", {"i": f"{i:04d}"}, ("v",)))
+        for i in range(CATALOG_MAX_SERIES)
+    }
+    capped = merged_catalog(many, update)
+    assert len(capped) == CATALOG_MAX_SERIES
+    assert "cpu|cpu=total" in capped
+    assert f"m|i={CATALOG_MAX_SERIES - 1:04d}" not in capped
 
 
 def test_a_new_shape_is_written_at_once_until_the_catalog_is_full_then_once_per_interval():
@@ -149,9 +165,12 @@ def test_a_new_shape_is_written_at_once_until_the_catalog_is_full_then_once_per_
     now_ms = ms(NOW)
     interval_ms = int(CATALOG_MIN_INTERVAL.total_seconds() * 1000)
     assert catalog_due(update, [], None)
-    assert not catalog_due(update, [update.catalog_digest], None)  # written already
+    assert not catalog_due(update, [update.catalog_digest], now_ms)  # written already
     others = [f"other-{i}" for i in range(CATALOG_SHAPES)]
     assert catalog_due(update, others[:-1], now_ms)  # room for it
     assert not catalog_due(update, others, now_ms - interval_ms + 1)
     assert catalog_due(update, others, now_ms - interval_ms)
+    refresh_ms = int(CATALOG_REFRESH.total_seconds() * 1000)
+    assert not catalog_due(update, [update.catalog_digest], now_ms - refresh_ms + 1)
+    assert catalog_due(update, [update.catalog_digest], now_ms - refresh_ms)  # a refresh
     assert not catalog_due(host_update(post(), NOW), [], None)  # nothing to list

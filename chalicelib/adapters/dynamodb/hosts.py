@@ -33,7 +33,8 @@ from chalicelib.core.hosts import (
     ServiceLatest,
     carried_series,
     catalog_due,
-    merge_catalog,
+    catalog_list,
+    merged_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.lifecycle import INSTANCE_TAG, LIFECYCLE_ATTRIBUTE
@@ -62,8 +63,8 @@ CATALOG_WRITTEN = "cat_t"
 SERVICE_PREFIX = "e#"
 # The CPU and memory ring: `h#<5-minute step of the hour>` = {"t": ms, "c": busy %, "m": used %}.
 HISTORY_PREFIX = "h#"
-# In the catalog item: `p#<digest>` = CatalogShape.
-SHAPE_PREFIX = "p#"
+# The catalog item: `s` = {series key: CatalogSeries}.
+CATALOG_SERIES = "s"
 # An older layout kept every series as `s#<series key>`: removed by the host's next post.
 LEGACY_SERIES_PREFIX = "s#"
 
@@ -96,16 +97,12 @@ class HistoryValue(TypedDict):
 
 
 class CatalogSeries(TypedDict):
+    """One series in the catalog item's `s` map."""
+
     m: str  # measurement
     tags: dict[str, str]
     f: list[str]  # numeric field names
-
-
-class CatalogShape(TypedDict):
-    """`p#<digest>` in the catalog item: the series of one shape of the host's posts."""
-
-    t: int  # epoch ms, when it was first written
-    s: list[CatalogSeries]
+    t: int  # epoch ms: when a post last wrote it
 
 
 class HostItem(TypedDict):
@@ -238,48 +235,44 @@ class DynamoDBHostStore:
         )
 
     def _write_catalog(self, update: HostUpdate, digests: list[str]) -> None:
-        """Write the post's catalog shape, then record its digest: a failed write is
-        tried again by the next post."""
+        """Merge the post's series into the catalog (one read, one PutItem), then record the
+        shape's digest: a failed write is tried again by the next post."""
         assert self.series_table is not None
-        digest = update.catalog_digest
-        dropped = digests[CATALOG_SHAPES - 1 :]
-        shape = CatalogShape(
-            t=ms_of_instant(update.seen_at),
-            s=[
-                CatalogSeries(m=e.measurement, tags=e.tags, f=list(e.fields))
-                for e in update.catalog
-            ],
-        )
-        assignments = [Assignment(UpdateOp.SET, SHAPE_PREFIX + digest, shape)]
-        assignments += [Assignment(UpdateOp.REMOVE, SHAPE_PREFIX + d) for d in dropped]
-        expression, names, values = update_expression(assignments)
-        kept = [digest, *digests[: CATALOG_SHAPES - 1]]
+        catalog = merged_catalog(self._read_catalog(update.host, consistent=True), update)
+        item = {
+            "host": update.host,
+            CATALOG_SERIES: {
+                key: CatalogSeries(m=e.measurement, tags=e.tags, f=list(e.fields), t=t)
+                for key, (t, e) in catalog.items()
+            },
+        }
         with backend(CATALOG_TABLE):
-            self.client.update_item(
-                TableName=self.series_table,
-                Key={"host": {"S": update.host}},
-                UpdateExpression=expression,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
-            )
+            self.client.put_item(TableName=self.series_table, Item=to_item(item))
+        kept = [update.catalog_digest, *(d for d in digests if d != update.catalog_digest)]
         self._conditional(
             update.host,
             "SET #cat = :cat, #cat_t = :cat_t",
             "attribute_exists(#host)",
             {
-                ":cat": {"L": [{"S": d} for d in kept]},
+                ":cat": {"L": [{"S": d} for d in kept[:CATALOG_SHAPES]]},
                 ":cat_t": {"N": str(ms_of_instant(update.seen_at))},
             },
             {"#cat": CATALOG_DIGESTS, "#cat_t": CATALOG_WRITTEN},
         )
 
+    def _read_catalog(self, host: str, *, consistent: bool) -> dict[str, tuple[int, SeriesEntry]]:
+        assert self.series_table is not None
+        with backend(CATALOG_TABLE):
+            response = self.client.get_item(
+                TableName=self.series_table, Key={"host": {"S": host}}, ConsistentRead=consistent
+            )
+        return catalog_from_item(cast("dict[str, Any]", response.get("Item") or {}))
+
     def catalog(self, host: str) -> list[SeriesEntry]:
-        """Every series the host's recent posts carried, with their numeric fields."""
+        """Every series the host's posts carried lately, with their numeric fields."""
         if not self.series_table:
             return []
-        with backend(CATALOG_TABLE):
-            response = self.client.get_item(TableName=self.series_table, Key={"host": {"S": host}})
-        return catalog_from_item(cast("dict[str, Any]", response.get("Item") or {}))
+        return catalog_list(self._read_catalog(host, consistent=False))
 
     def get(self, host: str) -> HostItem | None:
         """The host's item as plain Python values (numbers as Decimal)."""
@@ -591,23 +584,19 @@ def _digests(raw: dict[str, Any] | None) -> list[str]:
     return [e["S"] for e in entries if isinstance(e, dict) and "S" in e]
 
 
-def catalog_from_item(item: dict[str, Any]) -> list[SeriesEntry]:
-    """The catalog item (low-level) as one entry per series, every shape merged."""
-    shapes: list[tuple[SeriesEntry, ...]] = []
-    for name, raw in sorted(item.items()):
-        if not name.startswith(SHAPE_PREFIX):
+def catalog_from_item(item: dict[str, Any]) -> dict[str, tuple[int, SeriesEntry]]:
+    """The catalog item (low-level): series key -> (time written, entry); an entry that
+    does not have the layout is skipped."""
+    catalog: dict[str, tuple[int, SeriesEntry]] = {}
+    for key, value in (item.get(CATALOG_SERIES, {}).get("M") or {}).items():
+        try:
+            m = value["M"]
+            tags = {k: v["S"] for k, v in (m.get("tags", {}).get("M") or {}).items()}
+            names = tuple(v["S"] for v in m["f"]["L"])
+            catalog[key] = (int(m["t"]["N"]), SeriesEntry(m["m"]["S"], tags, names))
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
-        entries: list[SeriesEntry] = []
-        for value in raw.get("M", {}).get("s", {}).get("L", []):
-            try:
-                m = value["M"]
-                tags = {k: v["S"] for k, v in (m.get("tags", {}).get("M") or {}).items()}
-                names = tuple(v["S"] for v in m["f"]["L"])
-                entries.append(SeriesEntry(m["m"]["S"], tags, names))
-            except (KeyError, TypeError, AttributeError):
-                continue
-        shapes.append(tuple(entries))
-    return merge_catalog(shapes)
+    return catalog
 
 
 def host_assignments(update: HostUpdate) -> tuple[list[Assignment], list[Assignment]]:
