@@ -83,7 +83,7 @@ CATALOG_SHAPE_MAX_BYTES = 80_000
 CATALOG_MIN_INTERVAL = timedelta(hours=1)
 CATALOG_REFRESH = timedelta(hours=12)
 CATALOG_KEEP = timedelta(hours=48)
-CATALOG_MAX_SERIES = 1000
+CATALOG_MAX_SERIES = 500  # the host page draws at most 120 charts
 
 
 class HostState(enum.StrEnum):
