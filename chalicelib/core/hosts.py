@@ -84,6 +84,7 @@ CATALOG_MIN_INTERVAL = timedelta(hours=1)
 CATALOG_REFRESH = timedelta(hours=12)
 CATALOG_KEEP = timedelta(hours=48)
 CATALOG_MAX_SERIES = 500  # the host page draws at most 120 charts
+CATALOG_MAX_BYTES = 300_000  # DynamoDB's item limit is 400 KB
 
 
 class HostState(enum.StrEnum):
@@ -357,7 +358,7 @@ def catalog_of(series: Mapping[str, SeriesLatest]) -> tuple[SeriesEntry, ...]:
         names = tuple(sorted(n for n, v in s.fields.items() if not isinstance(v, bool)))
         if not names:
             continue
-        size += len(key.encode()) + sum(len(n.encode()) + 4 for n in names) + 16
+        size += _entry_bytes(key, names)
         if size > CATALOG_SHAPE_MAX_BYTES:
             break
         entries.append(SeriesEntry(s.measurement, s.tags, names))
@@ -398,16 +399,25 @@ def merged_catalog(
 ) -> dict[str, tuple[int, SeriesEntry]]:
     """The catalog after `update` is written into `old` (series key -> (time written,
     entry)): the post's series refreshed, those not written for CATALOG_KEEP dropped,
-    the CATALOG_MAX_SERIES most recently written kept."""
+    the most recently written kept within CATALOG_MAX_SERIES and CATALOG_MAX_BYTES."""
     now_ms = ms_of_instant(update.seen_at)
     oldest_ms = now_ms - int(CATALOG_KEEP.total_seconds() * 1000)
     merged = {k: v for k, v in old.items() if v[0] >= oldest_ms}
     for e in update.catalog:
         merged[series_key(e.measurement, e.tags)] = (now_ms, e)
-    if len(merged) > CATALOG_MAX_SERIES:
-        newest = sorted(merged, key=lambda k: (-merged[k][0], k))[:CATALOG_MAX_SERIES]
-        merged = {k: merged[k] for k in newest}
-    return merged
+    kept: dict[str, tuple[int, SeriesEntry]] = {}
+    size = 0
+    for key in sorted(merged, key=lambda k: (-merged[k][0], k))[:CATALOG_MAX_SERIES]:
+        size += _entry_bytes(key, merged[key][1].fields)
+        if size > CATALOG_MAX_BYTES:
+            break
+        kept[key] = merged[key]
+    return kept
+
+
+def _entry_bytes(key: str, names: Iterable[str]) -> int:
+    """About what a catalog entry weighs in DynamoDB (key, field names, tags, overhead)."""
+    return 2 * len(key.encode()) + sum(len(n.encode()) + 4 for n in names) + 32
 
 
 def catalog_list(catalog: Mapping[str, tuple[int, SeriesEntry]]) -> list[SeriesEntry]:

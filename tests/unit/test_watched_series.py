@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.hosts import (
     CATALOG_KEEP,
+    CATALOG_MAX_BYTES,
     CATALOG_MAX_SERIES,
     CATALOG_MIN_INTERVAL,
     CATALOG_REFRESH,
@@ -174,3 +175,14 @@ def test_a_new_shape_is_written_at_once_until_the_catalog_is_full_then_once_per_
     assert not catalog_due(update, [update.catalog_digest], now_ms - refresh_ms + 1)
     assert catalog_due(update, [update.catalog_digest], now_ms - refresh_ms)  # a refresh
     assert not catalog_due(host_update(post(), NOW), [], None)  # nothing to list
+
+
+def test_the_catalog_stays_far_below_dynamodbs_item_limit_whatever_is_sent():
+    fields = {f"field_{'x' * 100}_{i:03d}": 1.0 for i in range(200)}
+    update = host_update(
+        post(*(Point(f"m{i:03d}", ms(NOW), {}, fields) for i in range(200))), NOW, Tracking()
+    )
+    catalog = merged_catalog({}, update)
+    listed = sum(len(k) * 2 + sum(len(n) + 4 for n in e.fields) for k, (_, e) in catalog.items())
+    assert 0 < len(catalog) < 200
+    assert listed <= CATALOG_MAX_BYTES

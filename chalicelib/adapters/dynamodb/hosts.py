@@ -173,7 +173,7 @@ class DynamoDBHostStore:
             if error_code(exc) != "ValidationException":
                 raise unavailable(TABLE, exc) from exc
             # Most likely the item outgrew DynamoDB's 400 KB: the heartbeat
-            # still counts, the latest values wait for the evaluator to prune.
+            # still counts, the services wait for the evaluator to prune.
             logger.error(
                 "host item update refused; recording the heartbeat only",
                 extra={"host": update.host, "reason": clip(str(exc), 500)},
