@@ -253,6 +253,7 @@ def fleet(n: int, seed: int = 7) -> InMemoryHostStore:
     """`n` hosts, written through the collector's own path (host_update)."""
     rnd = random.Random(seed)
     store = InMemoryHostStore()
+    watch = policy().rules.by_measurement  # as the ingest narrows what an item keeps
     for i in range(n):
         silent = rnd.random() < SILENT
         seen = NOW - (timedelta(minutes=10) if silent else timedelta(seconds=rnd.uniform(0, 50)))
@@ -271,7 +272,7 @@ def fleet(n: int, seed: int = 7) -> InMemoryHostStore:
                 Event("nginx", EventStatus.OK, seen_ms, None, ""),
             ],
         )
-        store.record(host_update(report, seen))
+        store.record(host_update(report, seen, watch=watch))
     return store
 
 
@@ -332,9 +333,9 @@ class CountingHostStore(InMemoryHostStore):
         self.counting.calls["UpdateItem hosts"] += 1
         return super().mark_down(host, last_seen_at)
 
-    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+    def prune(self, host: str, services: dict[str, int]) -> bool:
         self.counting.calls["UpdateItem hosts"] += 1
-        return super().prune(host, series, services)
+        return super().prune(host, services)
 
     def forget(self, host: str, last_seen_at: datetime) -> bool:
         self.counting.calls["DeleteItem hosts"] += 1

@@ -4,22 +4,21 @@ real boto3 client: wall time, peak memory, DynamoDB requests.
 
 The hosts table is served by a local HTTP endpoint (another process) that answers
 DynamoDB's JSON protocol with Scan pages of 1 MB, as DynamoDB pages them, made of
-agent-shaped host items (about 20 series and 200 fields, two services, a full hour
-of CPU/memory history: what `bench/cost.py` measures a real item at). The
+agent-shaped host items (three tags, two services, an hour of CPU/memory history,
+the series the rules watch: what `bench/cost.py` measures a real item at). The
 evaluate use-case runs as the Lambda does (`Services.alerting.evaluate`), so
 every page goes through botocore, the adapter decodes every item, the core
 evaluates. Every host posted in the last minute and breaches nothing: a quiet
 evaluation. Each run is its own process, so its peak RSS is its own.
 
     .venv/bin/python bench/scale.py [--hosts 1000 10000 100000]
-        [--items full thin lean] [--segments 4] [--slow-upto 10000] [--page-latency-ms 0]
+        [--items agent old] [--segments 4] [--slow-upto 10000] [--page-latency-ms 0]
 
 The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
 (`parse_scans_fast`), in FLEETPULSE_SCAN_SEGMENTS parallel segments, which the
 endpoint answers with disjoint ranges of hosts. Up to `--slow-upto` hosts, each size
-also runs as before (botocore's parse, one segment), for the ratio. `thin` drops
-the item's `s#` series attributes: the item a post writes once the latest values
-live elsewhere; `lean` keeps 12 slots of its history ring as well.
+also runs as before (botocore's parse, one segment), for the ratio. `--items old`
+measures the item as the collector kept it before it became one write unit a post.
 """
 
 from __future__ import annotations
@@ -49,13 +48,13 @@ GOAL_S, GOAL_MB = 15.0, 1024
 
 def host_item(shape: str) -> dict[str, Any]:
     """One agent-shaped host item (low-level JSON) after an hour of posts, one a minute,
-    through the collector's own path (`host_update` and a store): what its history ring
-    holds is what the code keeps. `thin`: without `s#` series attributes (the latest value
-    of every series), the item a post writes once those live elsewhere; `lean`: thin, and
-    a history ring of 12 slots instead of 60 (one every 5 minutes)."""
+    through the collector's own path (`host_update` with the rules' watch, and a store):
+    what the item holds is what the code keeps. `agent`: that item; `old`: the same host
+    as the collector kept it before the item became one write unit a post (every series'
+    latest values as `s#` attributes, and a 60-slot history ring), for comparison."""
     import random
 
-    from alerting_eval import agent_points, low_level
+    from alerting_eval import agent_points, low_level, policy
 
     from chalicelib.adapters.dynamodb import to_item
     from chalicelib.core.hosts import host_update
@@ -65,6 +64,8 @@ def host_item(shape: str) -> dict[str, Any]:
 
     store = InMemoryHostStore()
     rnd = random.Random(7)
+    watch = policy().rules.by_measurement
+    report = None
     for minute in range(59, -1, -1):
         seen = NOW - timedelta(minutes=minute, seconds=20)
         seen_ms = ms_of_instant(seen)
@@ -78,13 +79,33 @@ def host_item(shape: str) -> dict[str, Any]:
                 Event("nginx", EventStatus.OK, seen_ms, None, ""),
             ],
         )
-        store.record(host_update(report, seen))
+        store.record(host_update(report, seen, watch=watch))
     item = to_item(low_level(next(iter(store.items.values()))))
-    if shape in ("thin", "lean"):
-        item = {k: v for k, v in item.items() if not k.startswith("s#")}
-    if shape == "lean":
-        ring = sorted((k for k in item if k.startswith("h#")), key=lambda k: int(k[2:]))
-        item = {k: v for k, v in item.items() if k not in ring[12:]}
+    if shape == "old" and report is not None:
+        from chalicelib.adapters.dynamodb.common import ddb_number
+        from chalicelib.core.hosts import series_key
+
+        for p in report.points:
+            fields = {
+                k: {"N": str(ddb_number(v))}
+                for k, v in p.fields.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            tags = {k: {"S": v} for k, v in p.tags.items()}
+            item["s#" + series_key(p.measurement, p.tags)] = {
+                "M": {
+                    "m": {"S": p.measurement},
+                    "tags": {"M": tags},
+                    "t": {"N": str(p.time_ms)},
+                    "f": {"M": fields},
+                }
+            }
+        t0 = ms_of_instant(NOW)
+        for minute in range(60):
+            t = t0 - minute * 60_000
+            item[f"h#{(t // 60_000) % 60}"] = {
+                "M": {"t": {"N": str(t)}, "c": {"N": "12.5"}, "m": {"N": "41.3"}}
+            }
     return item
 
 
@@ -227,8 +248,8 @@ def main() -> int:
     parser.add_argument(
         "--items",
         nargs="+",
-        choices=["full", "thin", "lean"],
-        default=["full", "thin", "lean"],
+        choices=["agent", "old"],
+        default=["agent"],
         help="today's host item; without its s# series attributes; and with a 12-slot ring",
     )
     parser.add_argument("--segments", type=int, default=4, help="FLEETPULSE_SCAN_SEGMENTS")

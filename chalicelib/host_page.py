@@ -1,6 +1,6 @@
 """GET /status/hosts/{host}: every series of one host as charts over 1 h, 24 h or 7 d.
 
-The server sends the list of the host's series (from its latest values) and a
+The server sends the list of the host's series (from its series catalog) and a
 script; the browser fetches each chart's buckets from /v1/series and draws
 them as inline SVG: the average as a line, the min-max band behind it, the
 same window a week earlier dashed. Rendering in the browser keeps a wall of
@@ -21,7 +21,7 @@ from chalice import Response  # type: ignore[attr-defined]
 from chalice.app import Request
 
 from chalicelib.core.errors import NotFound
-from chalicelib.core.hosts import SeriesLatest
+from chalicelib.core.hosts import SeriesEntry
 from chalicelib.core.instants import ms_of_instant
 from chalicelib.status_page import (
     COOKIE,
@@ -74,13 +74,13 @@ def host_page_response(request: Request, svc: Services, host: str) -> Response:
         refused = _refusal(svc, authorization)
         if refused is not None:
             return _for_host(refused, host)
-    snapshot = svc.host_store.snapshot(host)
-    if snapshot is None:
+    series = svc.host_store.catalog(host)
+    if not series and svc.host_store.snapshot(host) is None:
         raise NotFound(f"no host {host!r}")
     nonce = secrets.token_urlsafe(16)
     chosen = query_param(request, "range")
     now_ms = ms_of_instant(svc.clock())
-    body = render_host_page(host, list(snapshot.series.values()), nonce, now_ms, chosen)
+    body = render_host_page(host, series, nonce, now_ms, chosen)
     return Response(body=body, status_code=200, headers=_headers(nonce))
 
 
@@ -114,14 +114,13 @@ def _for_host(refused: Response, host: str) -> Response:
     return refused
 
 
-def chart_specs(series: list[SeriesLatest]) -> list[dict[str, object]]:
+def chart_specs(series: list[SeriesEntry]) -> list[dict[str, object]]:
     """One chart per numeric field of each series, derived fields left to their gauge."""
     specs: list[dict[str, object]] = []
     for s in sorted(series, key=lambda s: (s.measurement, sorted(s.tags.items()))):
         names = set(s.fields)
         for name in sorted(names):
-            value = s.fields[name]
-            if isinstance(value, bool) or name.endswith(DERIVED_SUFFIXES):
+            if name.endswith(DERIVED_SUFFIXES):
                 continue
             specs.append(
                 {
@@ -137,7 +136,7 @@ def chart_specs(series: list[SeriesLatest]) -> list[dict[str, object]]:
 
 
 def render_host_page(
-    host: str, series: list[SeriesLatest], nonce: str, now_ms: int, chosen: str | None = None
+    host: str, series: list[SeriesEntry], nonce: str, now_ms: int, chosen: str | None = None
 ) -> str:
     """The page; `now_ms` is the server's clock, the charts' right edge."""
     specs = chart_specs(series)

@@ -145,6 +145,7 @@ class Settings:
     silences_table: str = "fleetpulse-dev-silences"
     ledger_table: str = "fleetpulse-dev-ledger"
     jobs_table: str = "fleetpulse-dev-jobs"
+    series_table: str = "fleetpulse-dev-series"  # each host's series catalog (host page)
     ping_base_url: str | None = None  # jobs' ping URLs; None: the request's own (docs/JOBS.md)
     alerts_topic_arn: str | None = None
     store: MetricBackend = MetricBackend.TIMESTREAM
@@ -251,6 +252,7 @@ class Settings:
             silences_table=name("FLEETPULSE_SILENCES_TABLE", f"fleetpulse-{stage}-silences"),
             ledger_table=name("FLEETPULSE_LEDGER_TABLE", f"fleetpulse-{stage}-ledger"),
             jobs_table=name("FLEETPULSE_JOBS_TABLE", f"fleetpulse-{stage}-jobs"),
+            series_table=name("FLEETPULSE_SERIES_TABLE", f"fleetpulse-{stage}-series"),
             ping_base_url=env.get("FLEETPULSE_PING_BASE_URL") or None,
             alerts_topic_arn=env.get("FLEETPULSE_ALERTS_TOPIC_ARN") or None,
             store=store,

@@ -25,7 +25,7 @@ from chalice.app import Request
 
 from chalicelib.core.alerts import AlertState
 from chalicelib.core.errors import Forbidden, Unauthorized
-from chalicelib.core.hosts import HistoryPoint
+from chalicelib.core.hosts import HISTORY_STEP_MS, HistoryPoint
 from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.silences import SilenceState
 from chalicelib.core.status import (
@@ -275,8 +275,10 @@ def _points(history: tuple[HistoryPoint, ...]) -> str:
 def _chart_label(host: str, history: tuple[HistoryPoint, ...]) -> str:
     if not history:
         return f"No CPU or memory data for {host} in the last hour"
-    minutes = "1 minute" if len(history) == 1 else f"{len(history)} minutes"
-    return f"CPU and memory of {host}, last hour ({minutes} with data)"
+    # One point per HISTORY_STEP_MS (core/hosts.py): the newest values of that step.
+    steps = "1 step" if len(history) == 1 else f"{len(history)} steps"
+    minutes = HISTORY_STEP_MS // 60_000
+    return f"CPU and memory of {host}, last hour ({steps} of {minutes} minutes with data)"
 
 
 def _now_text(latest: HistoryPoint | None) -> Html:

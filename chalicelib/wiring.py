@@ -123,7 +123,10 @@ class Services:
         from chalicelib.adapters.dynamodb import DynamoDBHostStore
 
         return DynamoDBHostStore(
-            self.clients.get("dynamodb"), self.settings.hosts_table, self.settings.scan_segments
+            self.clients.get("dynamodb"),
+            self.settings.hosts_table,
+            self.settings.series_table,
+            self.settings.scan_segments,
         )
 
     @cached_property
@@ -139,7 +142,14 @@ class Services:
 
         limits = self.settings.limits
         tracking = Tracking(limits.max_tracked_series, limits.max_tracked_services)
-        return IngestService(self.metric_store, self.host_store, limits, tracking)
+        return IngestService(
+            self.metric_store,
+            self.host_store,
+            limits,
+            tracking,
+            # The rules file, read once per container, as the evaluator reads it.
+            watch=lambda: self.alerting_policy.rules.by_measurement,
+        )
 
     @cached_property
     def ledger(self) -> DeliveryLedger:

@@ -23,6 +23,7 @@ OUTPUT_VARIABLES: dict[str, str] = {
     "Store": "FLEETPULSE_STORE",
     "TokensTable": "FLEETPULSE_TOKENS_TABLE",
     "HostsTable": "FLEETPULSE_HOSTS_TABLE",
+    "SeriesTable": "FLEETPULSE_SERIES_TABLE",
     "AlertsTable": "FLEETPULSE_ALERTS_TABLE",
     "SilencesTable": "FLEETPULSE_SILENCES_TABLE",
     "LedgerTable": "FLEETPULSE_LEDGER_TABLE",
@@ -214,6 +215,7 @@ def stack_resource_arns(outputs: Mapping[str, str]) -> list[str]:
     for key in (
         "TokensTable",
         "HostsTable",
+        "SeriesTable",
         "AlertsTable",
         "SilencesTable",
         "LedgerTable",

@@ -135,6 +135,7 @@ def _check_settings(settings: Settings, outputs: StackOutputs) -> None:
     mine = {
         "FLEETPULSE_TOKENS_TABLE": settings.tokens_table,
         "FLEETPULSE_HOSTS_TABLE": settings.hosts_table,
+        "FLEETPULSE_SERIES_TABLE": settings.series_table,
         "FLEETPULSE_ALERTS_TABLE": settings.alerts_table,
         "FLEETPULSE_SILENCES_TABLE": settings.silences_table,
         "FLEETPULSE_LEDGER_TABLE": settings.ledger_table,

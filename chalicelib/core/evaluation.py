@@ -7,7 +7,8 @@ applies only the changes it returns: host writes, then each alert's ordered
 steps (compare-and-swap writes, publish, confirm).
 
 Missing data: a series not updated for max(5 min, 2 x the host's interval)
-is absent. While the host itself is silent (late, down or paused) its
+is absent, and so is a series that breaches nothing: the host item keeps only
+the series some rule would act on (core/hosts.py, `watched_series`). While the host itself is silent (late, down or paused) its
 threshold and service alerts keep their state and send no reminders: the
 heartbeat alert speaks for it, and an ingest outage does not resolve and
 re-page everything (a resolved notice still goes out if owed). While
@@ -57,7 +58,6 @@ from chalicelib.core.silences import Silence
 FLEET_HOST = "fleetpulse"
 OUTAGE_ALERT_ID = f"{FLEET_HOST}/{OUTAGE_RULE}"
 STALE_AFTER = timedelta(minutes=5)  # and at least 2 intervals
-SERIES_FORGET_AFTER = timedelta(hours=24)  # and at least 4 intervals: pruned from the host item
 SERVICE_FORGET_AFTER = timedelta(days=7)
 
 
@@ -109,7 +109,7 @@ class AlertingPolicy:
 class HostAction(enum.StrEnum):
     MARK_DOWN = "mark_down"  # state up -> down, if last_seen_at is still what was read
     FORGET = "forget"  # delete a retired host past its retention
-    PRUNE = "prune"  # remove long-stale series and services from the item
+    PRUNE = "prune"  # remove long-stale services from the item
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +118,7 @@ class HostChange:
     host: str
     last_seen_at: datetime
     alert_id: str | None = None  # MARK_DOWN: the heartbeat alert that waits on it
-    series: dict[str, int] = field(default_factory=dict)  # PRUNE: key -> time_ms read
-    services: dict[str, int] = field(default_factory=dict)
+    services: dict[str, int] = field(default_factory=dict)  # PRUNE: name -> time_ms read
 
 
 @dataclass(slots=True)
@@ -188,19 +187,16 @@ def evaluate(
         has_alerts = h.host in hosts_with_alerts
         interval_ms = int(h.interval.total_seconds() * 1000)
         stale_ms = now_ms - max(int(STALE_AFTER.total_seconds() * 1000), 2 * interval_ms)
-        forget_ms = now_ms - max(int(SERIES_FORGET_AFTER.total_seconds() * 1000), 4 * interval_ms)
         if status in (HostStatus.LATE, HostStatus.DOWN, HostStatus.PAUSED):
             frozen_hosts.add(h.host)
-            prune = {k: s.time_ms for k, s in h.series.items() if s.time_ms < forget_ms}
         else:
             live[h.host] = h
-            seen, prune = _thresholds(
+            seen = _thresholds(
                 h,
                 by_measurement=by_measurement,
                 alerts=alerts,
                 has_alerts=has_alerts,
                 stale_ms=stale_ms,
-                forget_ms=forget_ms,
             )
             obs.update(seen)
             seen, unknown = _services(
@@ -212,11 +208,9 @@ def evaluate(
         old_services = {
             k: e.time_ms for k, e in h.services.items() if e.time_ms < forget_services_ms
         }
-        if prune or old_services:
+        if old_services:
             host_changes.append(
-                HostChange(
-                    HostAction.PRUNE, h.host, h.last_seen_at, series=prune, services=old_services
-                )
+                HostChange(HostAction.PRUNE, h.host, h.last_seen_at, services=old_services)
             )
     if history is not None:
         frozen_ids.update(history.held)
@@ -284,22 +278,17 @@ def _thresholds(
     alerts: Mapping[str, AlertRecord],
     has_alerts: bool,
     stale_ms: int,
-    forget_ms: int,
-) -> tuple[dict[str, Observation], dict[str, int]]:
-    """What every threshold rule sees on the host's fresh series, and the series to prune.
+) -> dict[str, Observation]:
+    """What every threshold rule sees on the host's fresh series.
 
     The hot loop of an evaluation: most series breach nothing and have no
     alert, and cost a dict lookup and a comparison per rule.
     """
     obs: dict[str, Observation] = {}
-    prune: dict[str, int] = {}
     host = h.host
     host_names = {"host": host}
-    for key, s in h.series.items():
-        t = s.time_ms
-        if t < stale_ms:
-            if t < forget_ms:
-                prune[key] = t
+    for s in h.series.values():
+        if s.time_ms < stale_ms:
             continue
         rules = by_measurement.get(s.measurement)
         if rules is None:
@@ -327,7 +316,7 @@ def _thresholds(
             obs[alert_id] = _threshold_obs(
                 rule, h, s.tags, float(value), level=level, alert_id=alert_id
             )
-    return obs, prune
+    return obs
 
 
 def _history_obs(

@@ -53,10 +53,12 @@ class HostSnapshot:
     retired_at: datetime | None = None
     # Why EC2 retired or paused the host (chalicelib.core.lifecycle), until it posts again.
     lifecycle: str | None = None
+    # The watched series (core/hosts.py): only those some threshold rule acts on.
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
     # Read only when asked for (the status page): the evaluator never looks at it.
     history: tuple[HistoryPoint, ...] = ()
+    series_count: int = 0  # how many series the host's last post carried
 
 
 def host_grace_tag(tags: dict[str, str]) -> timedelta | None:

@@ -1,30 +1,43 @@
-"""What each accepted post records about its host: heartbeat facts, latest values, history.
+"""What each accepted post records about its host: heartbeat facts, watched values, history.
 
-Only facts are stored (last seen, interval, latest value of each series);
-whether a host is late is derived from them at evaluation time. A small ring
-of CPU and memory, one slot per minute for the last hour, rides along in the
-same write so the status page can draw each host without a metric query.
+Only facts are stored (last seen, interval, the latest values that matter);
+whether a host is late is derived from them at evaluation time. Every post
+writes the host item, and every evaluation reads it, so it holds only what
+thresholds need: the series some rule would act on (breaching, or in a
+recovery band), with only the fields rules read. A series that breaches
+nothing is absent, which evaluation reads as "condition not holding". The
+list of all the host's series (for its page) is a separate catalog, written
+only when it changes. A small ring of CPU and memory, one slot per 5 minutes
+for the last hour, rides along so the status page can draw each host without
+a metric query.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.models import HeartbeatState, HostReport
+
+if TYPE_CHECKING:
+    from chalicelib.core.rules import ThresholdRule
 
 DEFAULT_INTERVAL_S = 60
 # A point older than this when it arrives is history (a backlog being
 # delivered), not the host's current state: it must not move thresholds.
 LATEST_MAX_AGE = timedelta(minutes=10)
 
-# The history ring: slot = minute of the hour, so it never holds more than 60
-# entries and an entry is overwritten an hour after it was written.
-HISTORY_SLOTS = 60
-HISTORY_STEP_MS = 60_000
+# The history ring: slot = 5-minute step of the hour, so it never holds more than 12
+# entries and an entry is overwritten an hour after it was written (each post of
+# the step overwrites it: a slot holds the step's newest values).
+HISTORY_SLOTS = 12
+HISTORY_STEP_MS = 300_000
 HISTORY_SPAN = timedelta(milliseconds=HISTORY_SLOTS * HISTORY_STEP_MS)
 # A point stamped further ahead than this is a skewed clock, not the current minute:
 # its slot would be read back as the future.
@@ -58,6 +71,22 @@ class Tracking:
     max_services: int = 100
 
 
+# The series catalog (the host page's list of series): one entry per series, with
+# when a post last wrote it. A post writes it when its set of series and fields (a
+# "shape") is not among the last CATALOG_SHAPES written, or when the last write is
+# CATALOG_REFRESH old; once CATALOG_SHAPES shapes are known, a new one waits for
+# CATALOG_MIN_INTERVAL (a sender whose series are new every minute, or a Prometheus
+# that shards a scrape over requests, costs one write an hour, not one a post).
+# Entries not written for CATALOG_KEEP go; at most CATALOG_MAX_SERIES are kept.
+CATALOG_SHAPES = 4
+CATALOG_SHAPE_MAX_BYTES = 80_000
+CATALOG_MIN_INTERVAL = timedelta(hours=1)
+CATALOG_REFRESH = timedelta(hours=12)
+CATALOG_KEEP = timedelta(hours=48)
+CATALOG_MAX_SERIES = 500  # the host page draws at most 120 charts
+CATALOG_MAX_BYTES = 300_000  # DynamoDB's item limit is 400 KB
+
+
 class HostState(enum.StrEnum):
     NEW = "new"
     UP = "up"
@@ -77,6 +106,15 @@ class SeriesLatest:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesEntry:
+    """One series in a host's catalog: what it is and which numeric fields it has."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceLatest:
     """The newest status a service on the host reported."""
 
@@ -89,7 +127,7 @@ class ServiceLatest:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPoint:
-    """One minute of a host's history: busy CPU and used memory, in percent."""
+    """One 5-minute step of a host's history: busy CPU and used memory, in percent."""
 
     time_ms: int
     cpu: float | None
@@ -111,12 +149,22 @@ class HostUpdate:
     tags: dict[str, str]
     agent_name: str | None
     agent_version: str | None
+    # The watched series (all of them when no rules were given), replacing the last post's.
     series: dict[str, SeriesLatest] = field(default_factory=dict)
     services: dict[str, ServiceLatest] = field(default_factory=dict)
     history: HistoryPoint | None = None
     # Series and services the post carried beyond the caps: stored, not tracked.
     untracked_series: int = 0
     untracked_services: int = 0
+    # Every series key the post carried with a value (watched or not).
+    posted: frozenset[str] = frozenset()
+    # The tracked series, for the catalog, and its digest ("" when the post has none).
+    catalog: tuple[SeriesEntry, ...] = ()
+    catalog_digest: str = ""
+
+    @property
+    def series_count(self) -> int:
+        return len(self.posted)
 
 
 def history_slot(time_ms: int) -> int:
@@ -176,9 +224,16 @@ def series_key(measurement: str, tags: dict[str, str]) -> str:
     return measurement + "|" + "|".join(f"{k}={tags[k]}" for k in sorted(tags))
 
 
-def host_update(report: HostReport, now: datetime, tracking: Tracking | None = None) -> HostUpdate:
+def host_update(
+    report: HostReport,
+    now: datetime,
+    tracking: Tracking | None = None,
+    watch: Mapping[str, tuple[ThresholdRule, ...]] | None = None,
+) -> HostUpdate:
     """What `report`, received at `now`, changes about its host (all of it, without
-    `tracking`; with it, only what rules read, within its caps)."""
+    `tracking`; with it, within its caps). With `watch` (threshold rules by
+    measurement), only the series some rule would act on, with only the fields
+    rules read: the rest is in the catalog and the metric store."""
     now_ms = ms_of_instant(now)
     oldest_ms = now_ms - int(LATEST_MAX_AGE.total_seconds() * 1000)
     series: dict[str, SeriesLatest] = {}
@@ -201,13 +256,17 @@ def host_update(report: HostReport, now: datetime, tracking: Tracking | None = N
             e.status.value, e.time_ms, e.ttl_ms, e.description, e.value
         )
     history = history_point(series, now)
+    posted = frozenset(series)
     untracked_series = untracked_services = 0
     if tracking is not None:
         series, untracked_series = _tracked_series(series, tracking)
-        if len(services) > tracking.max_services:
-            kept = sorted(services)[: tracking.max_services]
-            untracked_services = len(services) - len(kept)
-            services = {k: services[k] for k in kept}
+    catalog = catalog_of(series)
+    if watch is not None:
+        series = watched_series(series, watch)
+    if tracking is not None and len(services) > tracking.max_services:
+        kept = sorted(services)[: tracking.max_services]
+        untracked_services = len(services) - len(kept)
+        services = {k: services[k] for k in kept}
     retired = report.state is HeartbeatState.SHUTDOWN
     return HostUpdate(
         host=report.host,
@@ -222,6 +281,9 @@ def host_update(report: HostReport, now: datetime, tracking: Tracking | None = N
         history=history,
         untracked_series=untracked_series,
         untracked_services=untracked_services,
+        posted=posted,
+        catalog=catalog,
+        catalog_digest=catalog_digest(catalog),
     )
 
 
@@ -233,3 +295,131 @@ def _tracked_series(
         return series, 0
     kept = sorted(series)[: tracking.max_series]
     return {k: series[k] for k in kept}, len(series) - len(kept)
+
+
+def rule_value(rule: ThresholdRule, fields: Mapping[str, float | int | bool]) -> float | None:
+    """What `rule` compares in a series' fields (divided as it says); None when it cannot."""
+    value = fields.get(rule.field)
+    if value is None or isinstance(value, bool):
+        return None
+    if rule.divide_by is not None:
+        divisor = fields.get(rule.divide_by)
+        if not divisor or isinstance(divisor, bool):
+            return None
+        return value / divisor
+    return value
+
+
+def watched_series(
+    series: Mapping[str, SeriesLatest], watch: Mapping[str, tuple[ThresholdRule, ...]]
+) -> dict[str, SeriesLatest]:
+    """The series a threshold rule would act on, with only the fields rules read.
+
+    A series is kept when some rule of its measurement gives a level for it as if
+    its alert were already active (`level(value, True)`): breaching, or inside a
+    recovery band. Matchers are left to the evaluation (they also read host tags).
+    """
+    kept: dict[str, SeriesLatest] = {}
+    for key, s in series.items():
+        rules = watch.get(s.measurement)
+        if not rules:
+            continue
+        for rule in rules:
+            value = rule_value(rule, s.fields)
+            if value is not None and rule.level(value, True) is not None:
+                break
+        else:
+            continue
+        names = {n for r in rules for n in (r.field, r.divide_by) if n is not None}
+        fields = {n: v for n, v in s.fields.items() if n in names}
+        kept[key] = SeriesLatest(s.measurement, s.tags, s.time_ms, fields)
+    return kept
+
+
+def carried_series(
+    previous: Mapping[str, SeriesLatest], update: HostUpdate
+) -> dict[str, SeriesLatest]:
+    """Watched series of the last post that this post did not carry and that are still
+    fresh: a sender that splits its values over posts keeps them watched."""
+    oldest_ms = ms_of_instant(update.seen_at) - int(LATEST_MAX_AGE.total_seconds() * 1000)
+    return {
+        k: s
+        for k, s in previous.items()
+        if k not in update.posted and k not in update.series and s.time_ms >= oldest_ms
+    }
+
+
+def catalog_of(series: Mapping[str, SeriesLatest]) -> tuple[SeriesEntry, ...]:
+    """The catalog entries of `series`, by key, within CATALOG_SHAPE_MAX_BYTES."""
+    entries: list[SeriesEntry] = []
+    size = 0
+    for key in sorted(series):
+        s = series[key]
+        names = tuple(sorted(n for n, v in s.fields.items() if not isinstance(v, bool)))
+        if not names:
+            continue
+        size += _entry_bytes(key, names)
+        if size > CATALOG_SHAPE_MAX_BYTES:
+            break
+        entries.append(SeriesEntry(s.measurement, s.tags, names))
+    return tuple(entries)
+
+
+def catalog_due(update: HostUpdate, digests: Iterable[str], written_ms: int | None) -> bool:
+    """Whether this post writes the catalog (`digests`: the shapes written, newest first;
+    `written_ms`: when the last write was, None: never)."""
+    if not update.catalog_digest:
+        return False
+    if written_ms is None:
+        return True
+    elapsed = ms_of_instant(update.seen_at) - written_ms
+    if elapsed >= int(CATALOG_REFRESH.total_seconds() * 1000):
+        return True
+    known = list(digests)
+    if update.catalog_digest in known:
+        return False
+    return len(known) < CATALOG_SHAPES or elapsed >= int(
+        CATALOG_MIN_INTERVAL.total_seconds() * 1000
+    )
+
+
+def catalog_digest(catalog: tuple[SeriesEntry, ...]) -> str:
+    """A short digest of a catalog shape; "" for an empty one."""
+    if not catalog:
+        return ""
+    text = json.dumps(
+        [[e.measurement, sorted(e.tags.items()), e.fields] for e in catalog],
+        separators=(",", ":"),
+    )
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def merged_catalog(
+    old: Mapping[str, tuple[int, SeriesEntry]], update: HostUpdate
+) -> dict[str, tuple[int, SeriesEntry]]:
+    """The catalog after `update` is written into `old` (series key -> (time written,
+    entry)): the post's series refreshed, those not written for CATALOG_KEEP dropped,
+    the most recently written kept within CATALOG_MAX_SERIES and CATALOG_MAX_BYTES."""
+    now_ms = ms_of_instant(update.seen_at)
+    oldest_ms = now_ms - int(CATALOG_KEEP.total_seconds() * 1000)
+    merged = {k: v for k, v in old.items() if v[0] >= oldest_ms}
+    for e in update.catalog:
+        merged[series_key(e.measurement, e.tags)] = (now_ms, e)
+    kept: dict[str, tuple[int, SeriesEntry]] = {}
+    size = 0
+    for key in sorted(merged, key=lambda k: (-merged[k][0], k))[:CATALOG_MAX_SERIES]:
+        size += _entry_bytes(key, merged[key][1].fields)
+        if size > CATALOG_MAX_BYTES:
+            break
+        kept[key] = merged[key]
+    return kept
+
+
+def _entry_bytes(key: str, names: Iterable[str]) -> int:
+    """About what a catalog entry weighs in DynamoDB (key, field names, tags, overhead)."""
+    return 2 * len(key.encode()) + sum(len(n.encode()) + 4 for n in names) + 32
+
+
+def catalog_list(catalog: Mapping[str, tuple[int, SeriesEntry]]) -> list[SeriesEntry]:
+    """The catalog's entries, by series key."""
+    return [catalog[k][1] for k in sorted(catalog)]

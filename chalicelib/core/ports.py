@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the ports only name these types; importing them costs cold 
     from chalicelib.core.alert_message import AlertMessage
     from chalicelib.core.alerts import AlertRecord
     from chalicelib.core.heartbeats import HostSnapshot
-    from chalicelib.core.hosts import HostState, HostUpdate
+    from chalicelib.core.hosts import HostState, HostUpdate, SeriesEntry
     from chalicelib.core.models import HostReport, Rejection
     from chalicelib.core.notify import (
         Channel,
@@ -81,6 +81,11 @@ class HostStore(Protocol):
         """One host, read by its key (no Scan); None when there is no such host."""
         ...
 
+    def catalog(self, host: str) -> list[SeriesEntry]:
+        """Every series the host's recent posts carried (with their numeric fields), by
+        series key; empty for an unknown host."""
+        ...
+
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
         """Set state `down` if it is still `up` and last seen at `last_seen_at`.
 
@@ -100,8 +105,8 @@ class HostStore(Protocol):
         """Delete a retired host if it is still retired and last seen at `last_seen_at`."""
         ...
 
-    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
-        """Remove stale latest values if they still carry the times read (key -> time_ms)."""
+    def prune(self, host: str, services: dict[str, int]) -> bool:
+        """Remove stale services if they still carry the times read (name -> time_ms)."""
         ...
 
 

@@ -208,7 +208,7 @@ class AlertingService:
                 elif change.action is HostAction.FORGET:
                     if not self.hosts.forget(change.host, change.last_seen_at):
                         continue
-                elif not self.hosts.prune(change.host, change.series, change.services):
+                elif not self.hosts.prune(change.host, change.services):
                     continue
                 report.host_writes += 1
             except BackendUnavailable as exc:
@@ -393,7 +393,7 @@ def host_view(h: HostSnapshot, status: HostStatus, grace: Any) -> dict[str, Any]
         "agent_name": h.agent_name,
         "agent_version": h.agent_version,
         "retired_at": iso(h.retired_at),
-        "series": len(h.series),
+        "series": h.series_count,
         "services": {name: s.status for name, s in sorted(h.services.items())},
     }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,7 +13,11 @@ from chalicelib.core.instants import ms_of_instant
 from chalicelib.core.limits import Limits
 from chalicelib.core.models import HostReport, Rejection, Shape
 from chalicelib.core.ports import HostStore, MetricStore
+from chalicelib.core.rules import ThresholdRule
 from chalicelib.core.tokens import Principal
+
+# Threshold rules by measurement: what decides which series a host item watches.
+Watch = Mapping[str, tuple[ThresholdRule, ...]]
 
 
 @dataclass(slots=True)
@@ -51,11 +55,14 @@ class IngestService:
         hosts: HostStore,
         limits: Limits,
         tracking: Tracking | None = None,
+        watch: Callable[[], Watch] | None = None,
     ) -> None:
         self.metrics = metrics
         self.hosts = hosts
         self.limits = limits
         self.tracking = tracking  # None: a host item keeps every series and service
+        # The rules file's thresholds, read on the first post (None: every series is watched).
+        self.watch = watch
 
     def ingest(
         self,
@@ -101,11 +108,12 @@ class IngestService:
         rejected.extend(stored_rejections)
         refused_paths = {r.path for r in stored_rejections}
         tracking = self.tracking
+        watch = self.watch() if self.watch is not None else None
         untracked_series = untracked_services = 0
         for report in parsed.reports:
             if report.host in silent:
                 continue
-            update = host_update(_without(report, refused_paths), now, tracking)
+            update = host_update(_without(report, refused_paths), now, tracking, watch)
             untracked_series += update.untracked_series
             untracked_services += update.untracked_services
             self.hosts.record(update)

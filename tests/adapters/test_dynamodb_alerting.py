@@ -51,8 +51,7 @@ def test_the_fast_decoder_skips_what_it_cannot_read():
             "host": "h",
             "last_seen_at": 1000,
             "state": "weird",
-            "s#bad": {"m": "disk"},
-            "s#ok": {"m": "m", "tags": {}, "t": 5, "f": {"x": 1}},
+            "w": {"bad": {"m": "disk"}, "ok": {"m": "m", "tags": {}, "t": 5, "f": {"x": 1}}},
             "e#bad": "text",
         }
     )

@@ -103,7 +103,10 @@ HOST_OPS: dict[str, Op] = {
     "pause": ("update_item", lambda s: s.pause("web-1")),
     "resume": ("update_item", lambda s: s.resume("web-1")),
     "forget": ("delete_item", lambda s: s.forget("web-1", NOW)),
-    "prune": ("update_item", lambda s: s.prune("web-1", {"m": 1}, {})),
+    "prune": ("update_item", lambda s: s.prune("web-1", {"m": 1})),
+}
+CATALOG_OPS: dict[str, Op] = {
+    "catalog": ("get_item", lambda s: s.catalog("web-1")),
 }
 ALERT_OPS: dict[str, Op] = {
     "scan": ("scan", lambda s: s.scan()),
@@ -156,8 +159,10 @@ STORES = {
     "jobs": DynamoDBJobStore,
     "checks": DynamoDBCheckStore,
     "instances": DynamoDBInstanceDirectory,
+    "series": lambda client, table: DynamoDBHostStore(client, "hosts", table),
 }
-SHOWN_AS = {"instances": "hosts"}  # the instance directory is the hosts table's index
+# The instance directory is the hosts table's index; the catalog, the host store's.
+SHOWN_AS = {"instances": "hosts", "series": "series catalog"}
 
 
 def named(table: str) -> str:
@@ -222,6 +227,11 @@ def test_job_store_faults_are_backend_unavailable(op, code, status):
 @each(CHECK_OPS)
 def test_check_store_faults_are_backend_unavailable(op, code, status):
     assert_fault_is_backend_unavailable("checks", op, code, status)
+
+
+@each(CATALOG_OPS)
+def test_series_catalog_faults_are_backend_unavailable(op, code, status):
+    assert_fault_is_backend_unavailable("series", op, code, status)
 
 
 @each(INSTANCE_OPS)

@@ -7,15 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.core.heartbeats import HostSnapshot
 from chalicelib.core.hosts import (
+    CATALOG_KEEP,
+    CATALOG_MIN_INTERVAL,
+    CATALOG_REFRESH,
+    CATALOG_SHAPES,
     HistoryPoint,
     HostState,
     HostUpdate,
+    SeriesEntry,
     SeriesLatest,
     ServiceLatest,
     host_update,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.models import Event, EventStatus, HeartbeatState, HostReport, Point
+from chalicelib.core.rules import parse_rules
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ms = ms_of_instant
@@ -82,10 +88,8 @@ def test_the_first_post_creates_the_host_and_later_posts_update_it(stores):
             tags={"role": "web"},
             agent_name="fleetpulse-agent",
             agent_version="0.1.0",
-            series={
-                "cpu|cpu=total": SeriesLatest("cpu", {"cpu": "total"}, 1000, {"user": 3.25}),
-                "mem": SeriesLatest("mem", {}, 2000, {"used_percent": 41.0, "up": True}),
-            },
+            # The watched series are replaced by each post (cpu's value is long stale).
+            series={"mem": SeriesLatest("mem", {}, 2000, {"used_percent": 41.0, "up": True})},
             services={"backup": ServiceLatest("ok", 2000, None, "", None)},
         )
     }
@@ -134,13 +138,13 @@ def test_the_history_ring_is_read_only_when_asked_for(stores):
     store = stores.hosts
     t = ms(NOW) + 17 * 60_000
     store.record(update(history=HistoryPoint(t, 12.5, 40.0)))
-    store.record(update(history=HistoryPoint(t + 60_000, None, 41.0)))
-    store.record(update(history=HistoryPoint(t + 60 * 60_000, 7.0, 1e200)))  # h#17 again
+    store.record(update(history=HistoryPoint(t + 5 * 60_000, None, 41.0)))
+    store.record(update(history=HistoryPoint(t + 60 * 60_000, 7.0, 1e200)))  # h#3 again
     [plain] = store.scan()
     assert plain.history == ()
     [snapshot] = store.scan(history=True)
     assert sorted(snapshot.history, key=lambda p: p.time_ms) == [
-        HistoryPoint(t + 60_000, None, 41.0),
+        HistoryPoint(t + 5 * 60_000, None, 41.0),
         HistoryPoint(t + 60 * 60_000, 7.0, None),
     ]
 
@@ -212,15 +216,95 @@ def test_forget_only_a_retired_host_as_it_was_read(stores):
     assert set(hosts(store)) == {"web-1"}
 
 
-def test_prune_removes_stale_values_unless_refreshed_meanwhile(stores):
+def test_prune_removes_stale_services_unless_refreshed_meanwhile(stores):
     store = stores.hosts
-    old = NOW - timedelta(days=2)
+    old = NOW - timedelta(days=8)
     store.record(host_update(report(old), old))
     store.record(host_update(report(NOW, points=[], events=[]), NOW))
     t_old = ms(old)
-    assert not store.prune("web-1", {"disk|mount=/": t_old - 1}, {})  # not what was read
-    assert set(hosts(store)["web-1"].series) == {"disk|mount=/", "system"}
-    assert store.prune("web-1", {"disk|mount=/": t_old, "system": t_old}, {"backup": t_old})
+    assert not store.prune("web-1", {"backup": t_old - 1})  # not what was read
+    assert set(hosts(store)["web-1"].services) == {"backup"}
+    assert store.prune("web-1", {"backup": t_old})
     web = hosts(store)["web-1"]
     assert (web.series, web.services, web.last_seen_at) == ({}, {}, NOW)
-    assert not store.prune("nobody", {"system": t_old}, {})
+    assert not store.prune("nobody", {"backup": t_old})
+
+
+WATCH = parse_rules(
+    {
+        "rules": [
+            {
+                "name": "disk",
+                "measurement": "disk",
+                "field": "used_percent",
+                "op": ">",
+                "warning": 85,
+            },
+            {"name": "load", "measurement": "system", "field": "load5", "op": ">", "warning": 8},
+        ]
+    }
+).by_measurement
+
+
+def test_only_watched_series_are_kept_and_a_later_post_replaces_them(stores):
+    store = stores.hosts
+    store.record(host_update(report(NOW), NOW, watch=WATCH))
+    web = hosts(store)["web-1"]
+    assert web.series == {
+        "disk|mount=/": SeriesLatest("disk", {"mount": "/"}, ms(NOW), {"used_percent": 91.5})
+    }
+    assert web.series_count == 2
+    later = NOW + timedelta(minutes=1)
+    fine = [Point("disk", ms(later), {"mount": "/"}, {"used_percent": 50.0})]
+    store.record(host_update(report(later, points=fine), later, watch=WATCH))
+    assert hosts(store)["web-1"].series == {}
+    assert store.snapshot("web-1").series_count == 1
+
+
+def test_a_watched_series_a_post_left_out_is_kept_while_fresh(stores):
+    """A sender that splits its values over posts (collectd) keeps its breaching series."""
+    store = stores.hosts
+    store.record(host_update(report(NOW), NOW, watch=WATCH))
+    later = NOW + timedelta(minutes=1)
+    busy = [Point("system", ms(later), {}, {"load5": 9, "n_cpus": 2})]
+    store.record(host_update(report(later, points=busy), later, watch=WATCH))
+    assert set(hosts(store)["web-1"].series) == {"disk|mount=/", "system"}
+    stale = NOW + timedelta(minutes=11)
+    busy = [Point("system", ms(stale), {}, {"load5": 9, "n_cpus": 2})]
+    store.record(host_update(report(stale, points=busy), stale, watch=WATCH))
+    assert set(hosts(store)["web-1"].series) == {"system"}
+
+
+def test_the_catalog_merges_what_posts_carried_and_forgets_what_stopped(stores):
+    store = stores.hosts
+    assert store.catalog("web-1") == []
+    store.record(host_update(report(NOW), NOW, watch=WATCH))
+    assert store.catalog("web-1") == [
+        SeriesEntry("disk", {"mount": "/"}, ("used_percent",)),
+        SeriesEntry("system", {}, ("load5", "n_cpus")),
+    ]
+    # Another shape (a sender that splits its posts, or shards a scrape): merged in.
+    later = NOW + timedelta(minutes=1)
+    mem = [Point("mem", ms(later), {}, {"used_percent": 40.0})]
+    store.record(host_update(report(later, points=mem), later, watch=WATCH))
+    assert [e.measurement for e in store.catalog("web-1")] == ["disk", "mem", "system"]
+
+    def shape(i: int, at: datetime) -> None:
+        points = [Point("m", ms(at), {"i": str(i)}, {"v": 1.0})]
+        store.record(host_update(report(at, points=points), at, watch=WATCH))
+
+    # Once CATALOG_SHAPES shapes are known, a new one waits for CATALOG_MIN_INTERVAL.
+    for i in range(CATALOG_SHAPES - 2):
+        shape(i, later + (i + 1) * timedelta(minutes=1))
+    full = later + (CATALOG_SHAPES - 2) * timedelta(minutes=1)
+    shape(100, full + timedelta(minutes=1))
+    assert "100" not in [e.tags.get("i") for e in store.catalog("web-1")]
+    shape(100, full + CATALOG_MIN_INTERVAL)
+    assert "100" in [e.tags.get("i") for e in store.catalog("web-1")]
+    # A known shape refreshes its series every CATALOG_REFRESH; what no post wrote for
+    # CATALOG_KEEP goes with the next write.
+    at = full + CATALOG_MIN_INTERVAL
+    while at < NOW + CATALOG_KEEP + CATALOG_REFRESH:
+        at += timedelta(hours=1)
+        shape(100, at)
+    assert [e.tags for e in store.catalog("web-1")] == [{"i": "100"}]

@@ -150,4 +150,9 @@ def test_a_client_fleet_writes_through_the_collector_into_influxdb(influxd):
         {"host": "web-1", "mount": "/", "time": t, "used_percent": 70},
         {"host": "web-1", "mount": "/", "time": t + 1000, "used_percent": 71.5},
     ]
-    assert services.host_store.items["web-1"]["s#disk|mount=/"]["f"] == {"used_percent": 71.5}
+    [listed] = services.host_store.catalog("web-1")
+    assert (listed.measurement, listed.tags, listed.fields) == (
+        "disk",
+        {"mount": "/"},
+        ("used_percent",),
+    )

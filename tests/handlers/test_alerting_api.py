@@ -36,7 +36,7 @@ def test_hosts_with_their_derived_state(alerting_stack):
     stack.post("web-2")
     stack.post("db-1", heartbeat={"state": "shutdown"})
     stack.clock.advance(MIN)
-    stack.post("web-1")
+    stack.post("web-1", disk=10.0)  # breaches nothing: counted, not kept in the item
     stack.clock.advance(90 * timedelta(seconds=1))
     stack.post("web-2")
     response = stack.request("GET", "/v1/hosts")
@@ -51,6 +51,7 @@ def test_hosts_with_their_derived_state(alerting_stack):
     assert web["tags"] == {"role": "web"}
     assert web["agent_version"] == "0.1.0"
     assert (web["interval_s"], web["grace_s"]) == (60, 120)
+    assert (web["series"], hosts["web-2"]["series"]) == (1, 0)
     assert web["last_seen_at"] == (stack.clock() - 90 * timedelta(seconds=1)).isoformat()
     stack.clock.advance(3 * MIN)
     down = stack.request("GET", "/v1/hosts?state=down,late").json_body["hosts"]

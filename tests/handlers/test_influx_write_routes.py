@@ -77,7 +77,12 @@ def test_a_telegraf_write_is_stored_answered_204_and_counts_as_heartbeats(memory
     hosts = memory_api.services.host_store.items
     assert set(hosts) == {"web-1", "db-1"}
     assert hosts["web-1"]["state"] == "up"
-    assert hosts["web-1"]["s#mem"]["f"] == {"used_percent": 41.5, "available": 123456}
+    assert hosts["web-1"]["series_n"] == 2
+    listed = memory_api.services.host_store.catalog("web-1")
+    assert [(e.measurement, e.fields) for e in listed] == [
+        ("cpu", ("usage_idle", "usage_user")),
+        ("mem", ("available", "used_percent")),
+    ]
 
 
 @pytest.mark.parametrize(

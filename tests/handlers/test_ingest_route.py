@@ -21,6 +21,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def catalog(api, host: str) -> list:
+    """The host's series catalog (what its page lists)."""
+    return api.services.host_store.catalog(host)
+
+
 def contract_body() -> dict:
     return contract_example(now_ms())
 
@@ -59,7 +64,11 @@ def test_contract_example_is_stored_with_its_host_item(api, fleet_token, capture
     assert item["interval_s"] == 60
     assert item["agent_version"] == "0.1.0"
     assert item["tags"] == {"role": "web", "env": "prod"}
-    assert float(item["s#cpu|cpu=total"]["f"]["user"]) == 3.2
+    assert item["series_n"] == 1
+    assert "w" not in item  # idle 95.7%: no rule would act on it
+    assert [(e.measurement, e.tags, e.fields) for e in catalog(api, "web-1.example.com")] == [
+        ("cpu", {"cpu": "total"}, ("idle", "system", "user"))
+    ]
     assert item["e#nginx"]["status"] == "critical"
 
 
@@ -319,6 +328,6 @@ def test_a_host_sending_thousands_of_new_series_has_them_stored_but_not_all_trac
         "untracked": {"series": 5000 - cap, "services": 0},
     }
     assert len(capture.stored()) == 5000  # every point is in the metric store
-    item = api.services.host_store.get("storm-1")
-    tracked = sorted(k for k in item if k.startswith("s#"))
-    assert tracked == [f"s#statsd|key=user-{i:04d}" for i in range(cap)]
+    tracked = [e.tags["key"] for e in catalog(api, "storm-1")]
+    assert tracked == [f"user-{i:04d}" for i in range(cap)]
+    assert api.services.host_store.get("storm-1")["series_n"] == 5000

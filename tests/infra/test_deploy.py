@@ -299,7 +299,7 @@ def test_config_writes_the_stacks_outputs_and_is_idempotent(aws, chalice_dir, ca
         "config.json, stage prod: changed 2",
         f"  ~ FLEETPULSE_ALERTS_TOPIC_ARN: arn:aws:sns:REGION:ACCOUNT_ID:fleetpulse-prod-alerts -> {topic}",
         "  + FLEETPULSE_ALERT_EMAILS=ops@example.com",
-        "policy-prod.json: changed 24 ARNs to the stack's region and account",
+        "policy-prod.json: changed 25 ARNs to the stack's region and account",
     ]
     assert second.splitlines() == [
         "config.json, stage prod: up to date",

@@ -33,6 +33,7 @@ KEYS = {
     "ledger": [("id", "HASH", "S"), ("channel", "RANGE", "S")],
     "checks": [("pk", "HASH", "S")],
     "jobs": [("slug", "HASH", "S")],
+    "series": [("host", "HASH", "S")],
 }
 
 

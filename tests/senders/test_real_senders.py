@@ -79,11 +79,9 @@ class Collector:
         response.raise_for_status()
         return {h["host"]: h for h in response.json()["hosts"]}
 
-    def series(self, host: str) -> dict[str, Any]:
-        for snapshot in self.services.host_store.scan():
-            if snapshot.host == host:
-                return snapshot.series
-        return {}
+    def series(self, host: str) -> list[Any]:
+        """The host's series catalog: measurement, tags and numeric field names."""
+        return self.services.host_store.catalog(host)
 
     def stored(self, host: str, measurement: str) -> list[dict[str, str]]:
         out = []
@@ -258,10 +256,9 @@ def test_prometheus_with_node_exporter_is_an_ordinary_host(collector, programs, 
             }
         ],
     )
-    now = datetime.now(UTC)
-    messages = collector.evaluate(now)
-    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
-    assert ("memory-seen", host, "firing") in fired, fired
+    messages = until(
+        "memory-seen firing", lambda: fires(collector, "memory-seen", host), 30, sender
+    )
     assert not any(m["kind"] == "heartbeat" for m in messages)
 
     sender.kill()
@@ -277,7 +274,7 @@ def test_prometheus_with_node_exporter_is_an_ordinary_host(collector, programs, 
 def rules_find_their_series(collector: Collector, host: str, path: Path) -> bool:
     """Every rule of the shipped file (but swap's: a host may have none) reads a field the
     host has, in a series its matchers select."""
-    series = list(collector.series(host).values())
+    series = collector.series(host)
     for rule in load_rules(path).rules:
         if rule.name == "swap-high":
             continue
@@ -289,6 +286,14 @@ def rules_find_their_series(collector: Collector, host: str, path: Path) -> bool
         ):
             return False
     return True
+
+
+def fires(collector: Collector, rule: str, host: str) -> list[dict[str, Any]] | None:
+    """The messages so far once `rule` fires on `host`. The collector reads the rules the
+    evaluator reads: a rule put in place acts from the next post on."""
+    messages = collector.evaluate(datetime.now(UTC))
+    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
+    return messages if (rule, host, "firing") in fired else None
 
 
 def settle(collector: Collector, host: str) -> datetime:
@@ -412,9 +417,7 @@ def test_collectd_write_http_is_an_ordinary_host(collector, programs, tmp_path):
             }
         ],
     )
-    messages = collector.evaluate(datetime.now(UTC))
-    fired = [(m["rule"], m["host"], m["status"]) for m in messages]
-    assert ("memory-seen", host, "firing") in fired, fired
+    until("memory-seen firing", lambda: fires(collector, "memory-seen", host), 30, sender)
 
     sender.kill()
     seen = settle(collector, host)

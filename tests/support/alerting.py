@@ -93,7 +93,8 @@ class Fleet:
             points=points,
             events=events or [],
         )
-        self.hosts.record(host_update(report, at))
+        # As the ingest does: the host item watches only what the rules would act on.
+        self.hosts.record(host_update(report, at, watch=self.policy.rules.by_measurement))
 
     def evaluate(self, at: datetime) -> EvaluationReport:
         return self.service.evaluate(at)

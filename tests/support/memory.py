@@ -22,11 +22,17 @@ from chalicelib.core.alert_message import AlertMessage, AlertStatus
 from chalicelib.core.alerts import AlertRecord
 from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
 from chalicelib.core.hosts import (
+    CATALOG_SHAPES,
     HistoryPoint,
     HostState,
     HostUpdate,
+    SeriesEntry,
     SeriesLatest,
     ServiceLatest,
+    carried_series,
+    catalog_due,
+    catalog_list,
+    merged_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.jobs import Job, JobSpec, new_job
@@ -109,11 +115,17 @@ class InMemoryTokenStore:
 
 
 class InMemoryHostStore:
-    """Host items as plain dicts, laid out like the DynamoDB items (`s#...`, `e#...`, `h#...`)."""
+    """Host items as plain dicts, laid out like the DynamoDB items (`w`, `e#...`, `h#...`),
+    and the series catalog: host -> series key -> (time written, entry)."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.catalogs: dict[str, dict[str, tuple[int, SeriesEntry]]] = {}
         self._lock = threading.Lock()
+
+    def catalog(self, host: str) -> list[SeriesEntry]:
+        with self._lock:
+            return catalog_list(self.catalogs.get(host, {}))
 
     def scan(
         self, fields: Mapping[str, frozenset[str]] | None = None, *, history: bool = False
@@ -165,13 +177,12 @@ class InMemoryHostStore:
             del self.items[host]
             return True
 
-    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
+    def prune(self, host: str, services: dict[str, int]) -> bool:
         with self._lock:
             item = self.items.get(host)
             if item is None:
                 return False
-            names = [("s#" + k, t) for k, t in series.items()]
-            names += [("e#" + k, t) for k, t in services.items()]
+            names = [("e#" + k, t) for k, t in services.items()]
             if any(item.get(name, {}).get("t") != t for name, t in names):
                 return False
             for name, _ in names:
@@ -195,7 +206,12 @@ class InMemoryHostStore:
             return True
 
     def record(self, update: HostUpdate) -> None:
+        with self._lock:
+            self._record(update)
+
+    def _record(self, update: HostUpdate) -> None:
         item = self.items.setdefault(update.host, {"host": update.host})
+        old_watched = _watched(item)
         seen = ms_of_instant(update.seen_at)
         item["last_seen_at"] = seen
         item.setdefault("first_seen_at", seen)
@@ -214,12 +230,25 @@ class InMemoryHostStore:
             item["retired_at"] = seen
         else:
             item.pop("retired_at", None)
-        for key, s in update.series.items():
+        watched = {**carried_series(old_watched, update), **update.series}
+        stored = {}
+        for key, s in watched.items():
             fields = {
                 k: v for k, v in ((k, _storable(v)) for k, v in s.fields.items()) if v is not None
             }
             if fields:  # as in DynamoDB: nothing storable, nothing stored
-                item["s#" + key] = {"m": s.measurement, "tags": s.tags, "t": s.time_ms, "f": fields}
+                stored[key] = {"m": s.measurement, "tags": s.tags, "t": s.time_ms, "f": fields}
+        if stored:
+            item["w"] = stored
+        else:
+            item.pop("w", None)
+        item["series_n"] = update.series_count
+        digests = item.get("cat", [])
+        if catalog_due(update, digests, item.get("cat_t")):
+            self.catalogs[update.host] = merged_catalog(self.catalogs.get(update.host, {}), update)
+            kept = [update.catalog_digest, *(d for d in digests if d != update.catalog_digest)]
+            item["cat"] = kept[:CATALOG_SHAPES]
+            item["cat_t"] = ms_of_instant(update.seen_at)
         if update.history is not None:
             h = update.history
             item[f"h#{h.slot}"] = {"t": h.time_ms, "c": _storable(h.cpu), "m": _storable(h.mem)}
@@ -241,12 +270,15 @@ def _storable(value: float | int | bool | None) -> float | bool | None:
     return float(number) if number is not None else None
 
 
-def _snapshot(item: dict[str, Any], history: bool = False) -> HostSnapshot:
-    series = {
-        k[2:]: SeriesLatest(v["m"], dict(v["tags"]), v["t"], dict(v["f"]))
-        for k, v in item.items()
-        if k.startswith("s#")
+def _watched(item: dict[str, Any]) -> dict[str, SeriesLatest]:
+    return {
+        k: SeriesLatest(v["m"], dict(v["tags"]), v["t"], dict(v["f"]))
+        for k, v in item.get("w", {}).items()
     }
+
+
+def _snapshot(item: dict[str, Any], history: bool = False) -> HostSnapshot:
+    series = _watched(item)
     services = {
         k[2:]: ServiceLatest(v["status"], v["t"], v.get("ttl"), v.get("d", ""), v.get("v"))
         for k, v in item.items()
@@ -272,6 +304,7 @@ def _snapshot(item: dict[str, Any], history: bool = False) -> HostSnapshot:
         series=series,
         services=services,
         history=ring,
+        series_count=item.get("series_n", len(series)),
     )
 
 

@@ -83,6 +83,7 @@ class DynamoDBTables:
             "silences": settings.silences_table,
             "ledger": settings.ledger_table,
             "jobs": settings.jobs_table,
+            "series": settings.series_table,
         }
         self.requests = {d["TableName"]: d for d in table_definitions(settings)}
         self.scan_segments = settings.scan_segments  # the hosts scan reads as deployed
@@ -96,7 +97,7 @@ class DynamoDBTables:
             self.client.create_table(**{**self.requests[table], "TableName": names[role]})
         return Stores(
             DynamoDBTokenStore(self.client, names["tokens"]),
-            DynamoDBHostStore(self.client, names["hosts"], self.scan_segments),
+            DynamoDBHostStore(self.client, names["hosts"], names["series"], self.scan_segments),
             DynamoDBAlertStore(self.client, names["alerts"]),
             DynamoDBSilenceStore(self.client, names["silences"]),
             DynamoDBLedger(self.client, names["ledger"]),

@@ -250,15 +250,19 @@ def test_a_small_fleet_under_the_minimum_pages_per_host():
     assert sorted(m["host"] for m in fleet.messages) == ["a", "b"]
 
 
-def test_series_stale_for_a_day_are_pruned_from_the_host_item():
+def test_the_host_item_watches_only_series_a_rule_acts_on_and_forgets_them_on_its_own():
     fleet = Fleet()
-    fleet.post("web-1", T0, disk=50, mount="/old")
-    for hours in range(1, 27):
-        fleet.post("web-1", T0 + hours * timedelta(hours=1), disk=50)
-    fleet.evaluate(T0 + timedelta(hours=26))
-    item = fleet.hosts.items["web-1"]
-    assert "s#disk|mount=/old" not in item
-    assert "s#disk|mount=/" in item
+    fleet.post("web-1", T0, disk=90, mount="/old")
+    assert set(fleet.hosts.items["web-1"]["w"]) == {"disk|mount=/old"}
+    # A later post without it keeps it while it is fresh (a sender may split its values
+    # over posts); a series that breaches nothing is never in the item.
+    fleet.post("web-1", T0 + MIN, disk=50)
+    assert set(fleet.hosts.items["web-1"]["w"]) == {"disk|mount=/old"}
+    fleet.post("web-1", T0 + 11 * MIN, disk=50)
+    assert "w" not in fleet.hosts.items["web-1"]
+    assert fleet.hosts.items["web-1"]["series_n"] == 1
+    report = fleet.evaluate(T0 + 11 * MIN)
+    assert report.host_writes == 0  # nothing to prune: the posts replace what is watched
 
 
 def test_host_status_is_derived_not_stored():

@@ -33,11 +33,11 @@ def report(at: datetime, *, idle: float | None = 80.0, used: float | None = 40.0
     return HostReport(host="web-1", interval_s=60, points=points)
 
 
-def test_a_post_records_busy_cpu_and_used_memory_in_the_slot_of_its_minute():
+def test_a_post_records_busy_cpu_and_used_memory_in_the_slot_of_its_5_minutes():
     at = NOW + 17 * MIN + timedelta(seconds=42)
     update = host_update(report(at, idle=87.25, used=41.04), at)
     assert update.history == HistoryPoint(ms(at), 12.8, 41.0)
-    assert update.history.slot == 17
+    assert update.history.slot == 3  # 12:15 to 12:20
 
 
 def test_telegraf_field_names_count_too():
@@ -72,7 +72,7 @@ def test_values_are_kept_within_0_and_100():
     assert (update.history.cpu, update.history.mem) == (100.0, 100.0)
 
 
-def test_the_ring_wraps_after_an_hour_and_never_holds_more_than_60_slots():
+def test_the_ring_wraps_after_an_hour_and_never_holds_more_than_its_12_slots():
     store = InMemoryHostStore()
     # Three hours of posts every 20 seconds, CPU climbing by the minute.
     for i in range(3 * 60 * 3):
@@ -85,7 +85,7 @@ def test_the_ring_wraps_after_an_hour_and_never_holds_more_than_60_slots():
     recent = recent_history(snapshot.history, last)
     assert len(recent) == HISTORY_SLOTS
     assert [p.time_ms for p in recent] == sorted(p.time_ms for p in recent)
-    # Each minute keeps the last post of that minute, and the newest minute is the last one.
+    # Each step keeps the last post of its 5 minutes, and the newest step is the last one.
     assert recent[-1] == HistoryPoint(ms(last), float((3 * 60 * 3 - 1) // 3 % 100), 40.0)
     assert recent[0].time_ms > ms(last - 60 * MIN)
 

@@ -1,4 +1,5 @@
-"""The hosts table: one item per host, heartbeat facts and the latest values."""
+"""The hosts table: one item per host, heartbeat facts and the watched values; and the
+series catalog table: one item per host, the list of its series for its page."""
 
 from __future__ import annotations
 
@@ -22,11 +23,18 @@ from chalicelib.adapters.dynamodb.common import (
 )
 from chalicelib.core.heartbeats import DEFAULT_INTERVAL, HostSnapshot
 from chalicelib.core.hosts import (
+    CATALOG_SHAPES,
+    HISTORY_SLOTS,
     HistoryPoint,
     HostState,
     HostUpdate,
+    SeriesEntry,
     SeriesLatest,
     ServiceLatest,
+    carried_series,
+    catalog_due,
+    catalog_list,
+    merged_catalog,
 )
 from chalicelib.core.instants import instant_of_ms, ms_of_instant
 from chalicelib.core.lifecycle import INSTANCE_TAG, LIFECYCLE_ATTRIBUTE
@@ -38,20 +46,31 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 TABLE = "hosts"
+CATALOG_TABLE = "series catalog"
 
 # DynamoDB refuses an UpdateExpression over 4 KB (about 300 assignments here);
 # moto, which the local stack runs on, fails on more than about 150. A host
 # update is split every 100 assignments: a typical post needs one request.
 MAX_ASSIGNMENTS = 100
 
-SERIES_PREFIX = "s#"
+# The watched series: one map, series key -> SeriesValue, replaced whole by every post.
+WATCHED = "w"
+SERIES_COUNT = "series_n"  # how many series the last post carried
+# The digests of the catalog shapes written, newest first (at most CATALOG_SHAPES),
+# and when the last was written (epoch ms).
+CATALOG_DIGESTS = "cat"
+CATALOG_WRITTEN = "cat_t"
 SERVICE_PREFIX = "e#"
-# The CPU and memory ring: `h#<minute of the hour>` = {"t": ms, "c": busy %, "m": used %}.
+# The CPU and memory ring: `h#<5-minute step of the hour>` = {"t": ms, "c": busy %, "m": used %}.
 HISTORY_PREFIX = "h#"
+# The catalog item: `s` = {series key: CatalogSeries}.
+CATALOG_SERIES = "s"
+# An older layout kept every series as `s#<series key>`: removed by the host's next post.
+LEGACY_SERIES_PREFIX = "s#"
 
 
 class SeriesValue(TypedDict):
-    """`s#<series key>`: the newest point of one series."""
+    """`w[<series key>]`: the newest point of one watched series."""
 
     m: str  # measurement
     tags: dict[str, str]
@@ -77,10 +96,19 @@ class HistoryValue(TypedDict):
     m: NotRequired[Decimal | None]  # memory used %
 
 
+class CatalogSeries(TypedDict):
+    """One series in the catalog item's `s` map."""
+
+    m: str  # measurement
+    tags: dict[str, str]
+    f: list[str]  # numeric field names
+    t: int  # epoch ms: when a post last wrote it
+
+
 class HostItem(TypedDict):
     """A host's item (key `host`); instants as epoch ms. Beside these attributes sit
-    one `s#...` (SeriesValue), `e#...` (ServiceValue) and `h#...` (HistoryValue)
-    attribute per series, service and history slot."""
+    one `e#...` (ServiceValue) and `h#...` (HistoryValue) attribute per service and
+    history slot."""
 
     host: str
     last_seen_at: int
@@ -93,6 +121,10 @@ class HostItem(TypedDict):
     retired_at: NotRequired[int]
     instance_id: NotRequired[str]  # INSTANCE_TAG, the key of the instance_id index
     lifecycle: NotRequired[str]  # LIFECYCLE_ATTRIBUTE: why EC2 ended the host
+    w: NotRequired[dict[str, SeriesValue]]  # WATCHED
+    series_n: NotRequired[int]  # SERIES_COUNT
+    cat: NotRequired[list[str]]  # CATALOG_DIGESTS
+    cat_t: NotRequired[int]  # CATALOG_WRITTEN
 
 
 class UpdateOp(StrEnum):
@@ -110,50 +142,144 @@ class Assignment(NamedTuple):
 
 
 class DynamoDBHostStore:
-    """One item per host: heartbeat facts, plus one attribute per series and per service.
+    """One item per host: heartbeat facts, the watched series, one attribute per service.
 
-    Series and services are top-level attributes (`s#cpu|cpu=total`,
-    `e#backup`) rather than nested maps, so one UpdateItem can set any of
-    them without a read, on the host's first post as on every later one. The
-    history ring is the same: at most 60 attributes `h#0`..`h#59`, one set
-    per post in the request that carries the heartbeat.
+    Every post is one UpdateItem that needs no read: the heartbeat, the
+    watched series (one map `w`, replaced whole), the history slot (at most 12
+    attributes `h#0`..`h#11`) and the services (top-level attributes
+    `e#backup`, so any can be set on the first post as on later ones). It
+    returns the old item, which says whether two rarer writes are owed: the
+    series catalog, when the post's set of series and fields is not one
+    already written (`cat`), and the watched series of the last post that
+    this one did not carry (a sender that splits its values over posts).
     """
 
-    def __init__(self, client: DynamoDBClient, table: str, scan_segments: int = 1) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        series_table: str | None = None,
+        scan_segments: int = 1,
+    ) -> None:
         self.client = client
         self.table = table
+        self.series_table = series_table  # None: no catalog is kept
         self.scan_segments = scan_segments
 
     def record(self, update: HostUpdate) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         base, extra = host_assignments(update)
+        old: dict[str, Any] = {}
         try:
-            for assignments in _chunks(base, extra):
-                self._update(update.host, assignments)
+            for i, assignments in enumerate(_chunks(base, extra)):
+                answer = self._update(update.host, assignments, returns=i == 0)
+                if i == 0:
+                    old = answer
         except ClientError as exc:
             if error_code(exc) != "ValidationException":
                 raise unavailable(TABLE, exc) from exc
             # Most likely the item outgrew DynamoDB's 400 KB: the heartbeat
-            # still counts, the latest values wait for the evaluator to prune.
+            # still counts, the services wait for the evaluator to prune.
             logger.error(
                 "host item update refused; recording the heartbeat only",
                 extra={"host": update.host, "reason": clip(str(exc), 500)},
             )
             with backend(TABLE):
-                self._update(update.host, base)
+                old = self._update(update.host, base, returns=True)
         except BotoCoreError as exc:
             raise unavailable(TABLE, exc) from exc
+        legacy = legacy_attributes(old)
+        if legacy:
+            self._remove_legacy(update.host, legacy)
+        carried = carried_series(watched_from_attribute(old.get(WATCHED)), update)
+        if carried:
+            self._carry(update, carried)
+        digests = _digests(old.get(CATALOG_DIGESTS))
+        written = old.get(CATALOG_WRITTEN, {}).get("N")
+        if self.series_table and catalog_due(
+            update, digests, int(written) if written is not None else None
+        ):
+            self._write_catalog(update, digests)
 
-    def _update(self, host: str, assignments: list[Assignment]) -> None:
+    def _update(
+        self, host: str, assignments: list[Assignment], *, returns: bool = False
+    ) -> dict[str, Any]:
         expression, names, values = update_expression(assignments)
-        self.client.update_item(
+        response = self.client.update_item(
             TableName=self.table,
             Key={"host": {"S": host}},
             UpdateExpression=expression,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(values),
+            ReturnValues="ALL_OLD" if returns else "NONE",
         )
+        return cast("dict[str, Any]", response.get("Attributes") or {})
+
+    def _remove_legacy(self, host: str, names: list[str]) -> None:
+        """Drop what an older layout left in the item (once per host: nothing writes it)."""
+        for start in range(0, len(names), MAX_ASSIGNMENTS):
+            chunk = names[start : start + MAX_ASSIGNMENTS]
+            with backend(TABLE):
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"host": {"S": host}},
+                    UpdateExpression="REMOVE " + ", ".join(f"#a{i}" for i in range(len(chunk))),
+                    ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(chunk)},
+                )
+
+    def _carry(self, update: HostUpdate, carried: dict[str, SeriesLatest]) -> None:
+        """Put back the watched series of the last post that this one did not carry, if
+        no later post has landed since."""
+        watched = {**carried, **update.series}
+        self._conditional(
+            update.host,
+            "SET #w = :w",
+            "last_seen_at = :seen",
+            {":w": {"M": to_item(watched_value(watched))}}
+            | {":seen": {"N": str(ms_of_instant(update.seen_at))}},
+            {"#w": WATCHED},
+        )
+
+    def _write_catalog(self, update: HostUpdate, digests: list[str]) -> None:
+        """Merge the post's series into the catalog (one read, one PutItem), then record the
+        shape's digest: a failed write is tried again by the next post."""
+        assert self.series_table is not None
+        catalog = merged_catalog(self._read_catalog(update.host, consistent=True), update)
+        item = {
+            "host": update.host,
+            CATALOG_SERIES: {
+                key: CatalogSeries(m=e.measurement, tags=e.tags, f=list(e.fields), t=t)
+                for key, (t, e) in catalog.items()
+            },
+        }
+        with backend(CATALOG_TABLE):
+            self.client.put_item(TableName=self.series_table, Item=to_item(item))
+        kept = [update.catalog_digest, *(d for d in digests if d != update.catalog_digest)]
+        self._conditional(
+            update.host,
+            "SET #cat = :cat, #cat_t = :cat_t",
+            "attribute_exists(#host)",
+            {
+                ":cat": {"L": [{"S": d} for d in kept[:CATALOG_SHAPES]]},
+                ":cat_t": {"N": str(ms_of_instant(update.seen_at))},
+            },
+            {"#cat": CATALOG_DIGESTS, "#cat_t": CATALOG_WRITTEN},
+        )
+
+    def _read_catalog(self, host: str, *, consistent: bool) -> dict[str, tuple[int, SeriesEntry]]:
+        assert self.series_table is not None
+        with backend(CATALOG_TABLE):
+            response = self.client.get_item(
+                TableName=self.series_table, Key={"host": {"S": host}}, ConsistentRead=consistent
+            )
+        return catalog_from_item(cast("dict[str, Any]", response.get("Item") or {}))
+
+    def catalog(self, host: str) -> list[SeriesEntry]:
+        """Every series the host's posts carried lately, with their numeric fields."""
+        if not self.series_table:
+            return []
+        return catalog_list(self._read_catalog(host, consistent=False))
 
     def get(self, host: str) -> HostItem | None:
         """The host's item as plain Python values (numbers as Decimal)."""
@@ -228,9 +354,8 @@ class DynamoDBHostStore:
             ),
         )
 
-    def prune(self, host: str, series: dict[str, int], services: dict[str, int]) -> bool:
-        stale = [(SERIES_PREFIX + k, t) for k, t in series.items()]
-        stale += [(SERVICE_PREFIX + k, t) for k, t in services.items()]
+    def prune(self, host: str, services: dict[str, int]) -> bool:
+        stale = [(SERVICE_PREFIX + k, t) for k, t in services.items()]
         done = True
         for start in range(0, len(stale), MAX_ASSIGNMENTS // 2):
             chunk = stale[start : start + MAX_ASSIGNMENTS // 2]
@@ -320,9 +445,8 @@ def snapshot_from_item(
 
     This runs for every host every minute: it reads the known layout directly
     instead of deserializing every attribute with boto3's generic
-    TypeDeserializer (about 20 times slower on items with many series), and
-    when `wanted` (measurement -> fields some rule reads) is given, only those
-    fields: a series no rule reads keeps its time and tags, for staleness.
+    TypeDeserializer, and when `wanted` (measurement -> fields some rule reads)
+    is given, only those fields of the watched series (`w`).
     The history ring is decoded only when `history` is asked for. An attribute
     that does not have the layout is skipped, never fatal.
     """
@@ -344,37 +468,12 @@ def snapshot_from_item(
     raw_tags = item.get("tags", {}).get("M")
     if raw_tags:
         tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
-    series: dict[str, SeriesLatest] = {}
+    series = watched_from_attribute(item.get(WATCHED), wanted)
     services: dict[str, ServiceLatest] = {}
     ring: list[HistoryPoint] = []
     for name, raw in item.items():
         prefix = name[:2]
-        if prefix == SERIES_PREFIX:
-            try:
-                m = raw["M"]
-                measurement = m["m"]["S"]
-                fields: dict[str, float | int | bool] = {}
-                stored = m["f"]["M"]
-                names = stored if wanted is None else wanted.get(measurement, ())
-                for field_name in names:
-                    v = stored.get(field_name)
-                    if v is None:
-                        continue
-                    number = v.get("N")
-                    if number is not None:
-                        fields[field_name] = float(number)
-                    elif "BOOL" in v:
-                        fields[field_name] = v["BOOL"]
-                series_tags = m.get("tags", {}).get("M") or {}
-                series[name[2:]] = SeriesLatest(
-                    measurement,
-                    {k: v["S"] for k, v in series_tags.items()},
-                    int(m["t"]["N"]),
-                    fields,
-                )
-            except (KeyError, TypeError, ValueError):
-                continue
-        elif prefix == SERVICE_PREFIX:
+        if prefix == SERVICE_PREFIX:
             try:
                 m = raw["M"]
                 ttl = m.get("ttl")
@@ -403,6 +502,7 @@ def snapshot_from_item(
                 continue
     agent_name = item.get("agent_name", {}).get("S")
     agent_version = item.get("agent_version", {}).get("S")
+    count = item.get(SERIES_COUNT, {}).get("N")
     return HostSnapshot(
         host=host,
         state=state,
@@ -417,11 +517,100 @@ def snapshot_from_item(
         series=series,
         services=services,
         history=tuple(ring),
+        series_count=int(count) if count is not None else len(series),
     )
 
 
+def watched_from_attribute(
+    raw: dict[str, Any] | None, wanted: Mapping[str, frozenset[str]] | None = None
+) -> dict[str, SeriesLatest]:
+    """The `w` map (low-level) as series; a value that does not have the layout is
+    skipped. With `wanted`, only those fields of each measurement."""
+    series: dict[str, SeriesLatest] = {}
+    entries = raw.get("M") if isinstance(raw, dict) else None
+    if not isinstance(entries, dict):
+        return series
+    for key, value in entries.items():
+        try:
+            m = value["M"]
+            measurement = m["m"]["S"]
+            fields: dict[str, float | int | bool] = {}
+            stored = m["f"]["M"]
+            names = stored if wanted is None else wanted.get(measurement, ())
+            for field_name in names:
+                v = stored.get(field_name)
+                if v is None:
+                    continue
+                number = v.get("N")
+                if number is not None:
+                    fields[field_name] = float(number)
+                elif "BOOL" in v:
+                    fields[field_name] = v["BOOL"]
+            series_tags = m.get("tags", {}).get("M") or {}
+            series[key] = SeriesLatest(
+                measurement,
+                {k: v["S"] for k, v in series_tags.items()},
+                int(m["t"]["N"]),
+                fields,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return series
+
+
+def watched_value(series: Mapping[str, SeriesLatest]) -> dict[str, SeriesValue]:
+    """Series as the `w` map holds them; a series with nothing storable is left out."""
+    watched: dict[str, SeriesValue] = {}
+    for key, s in series.items():
+        fields: dict[str, Decimal | bool] = {}
+        for name, v in s.fields.items():
+            number = v if isinstance(v, bool) else ddb_number(v)
+            if number is not None:
+                fields[name] = number
+        if fields:
+            watched[key] = SeriesValue(m=s.measurement, tags=s.tags, t=s.time_ms, f=fields)
+    return watched
+
+
+def legacy_attributes(item: Mapping[str, Any]) -> list[str]:
+    """Attributes of an older item layout: one `s#<series>` per series, and history
+    slots past today's ring (it had one a minute)."""
+    legacy = []
+    for name in item:
+        if name.startswith(LEGACY_SERIES_PREFIX):
+            legacy.append(name)
+        elif name.startswith(HISTORY_PREFIX):
+            slot = name[len(HISTORY_PREFIX) :]
+            if not slot.isdigit() or int(slot) >= HISTORY_SLOTS:
+                legacy.append(name)
+    return sorted(legacy)
+
+
+def _digests(raw: dict[str, Any] | None) -> list[str]:
+    entries = raw.get("L") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [e["S"] for e in entries if isinstance(e, dict) and "S" in e]
+
+
+def catalog_from_item(item: dict[str, Any]) -> dict[str, tuple[int, SeriesEntry]]:
+    """The catalog item (low-level): series key -> (time written, entry); an entry that
+    does not have the layout is skipped."""
+    catalog: dict[str, tuple[int, SeriesEntry]] = {}
+    for key, value in (item.get(CATALOG_SERIES, {}).get("M") or {}).items():
+        try:
+            m = value["M"]
+            tags = {k: v["S"] for k, v in (m.get("tags", {}).get("M") or {}).items()}
+            names = tuple(v["S"] for v in m["f"]["L"])
+            catalog[key] = (int(m["t"]["N"]), SeriesEntry(m["m"]["S"], tags, names))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return catalog
+
+
 def host_assignments(update: HostUpdate) -> tuple[list[Assignment], list[Assignment]]:
-    """The heartbeat assignments (always in the first request) and the latest values."""
+    """The heartbeat assignments with the watched series (always in the first request), and
+    the services."""
     seen = ms_of_instant(update.seen_at)
     base = [
         Assignment(UpdateOp.SET, "last_seen_at", seen),
@@ -445,16 +634,13 @@ def host_assignments(update: HostUpdate) -> tuple[list[Assignment], list[Assignm
     if update.history is not None:
         slot = HISTORY_PREFIX + str(update.history.slot)
         base.append(Assignment(UpdateOp.SET, slot, history_value(update.history)))
+    watched = watched_value(update.series)
+    if watched:
+        base.append(Assignment(UpdateOp.SET, WATCHED, watched))
+    else:
+        base.append(Assignment(UpdateOp.REMOVE, WATCHED))
+    base.append(Assignment(UpdateOp.SET, SERIES_COUNT, update.series_count))
     extra: list[Assignment] = []
-    for key, s in update.series.items():
-        fields: dict[str, Decimal | bool] = {}
-        for name, v in s.fields.items():
-            number = v if isinstance(v, bool) else ddb_number(v)
-            if number is not None:
-                fields[name] = number
-        if fields:
-            value = SeriesValue(m=s.measurement, tags=s.tags, t=s.time_ms, f=fields)
-            extra.append(Assignment(UpdateOp.SET, SERIES_PREFIX + key, value))
     for service, svc in update.services.items():
         event = ServiceValue(status=svc.status, t=svc.time_ms, d=svc.description)
         if svc.ttl_ms is not None:
@@ -475,7 +661,7 @@ def history_value(point: HistoryPoint) -> HistoryValue:
 
 
 def _chunks(base: list[Assignment], extra: list[Assignment]) -> Iterator[list[Assignment]]:
-    """The heartbeat first, with as many latest values as fit; the rest in further requests."""
+    """The heartbeat first, with as many services as fit; the rest in further requests."""
     chunk = list(base)
     for assignment in extra:
         if len(chunk) == MAX_ASSIGNMENTS:
