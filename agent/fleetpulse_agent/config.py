@@ -160,7 +160,7 @@ SETTINGS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
     "ec2_tags": ("true", _bool, "true or false"),
     "imds_url": ("http://169.254.169.254", _url, "a URL"),
     "processes": ("true", _bool, "true or false"),
-    "process_top": ("10", _number(int, 0, 1000), "0 to 1000"),
+    "process_top": ("5", _number(int, 0, 1000), "0 to 1000"),
     "systemctl": ("systemctl", str, "a command"),
     "nginx_status_url": ("", _url, "a URL, or empty"),
     "log_level": ("info", _level, "debug, info, warning or error"),
