@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -175,16 +175,11 @@ def evaluate(
     active = silent = 0
     # Per host, only what can differ between hosts is worked out: most hosts have the
     # fleet's grace, no alert, no watched series and services that say "ok".
-    heartbeat = policy.rules.heartbeat
-    fleet_grace = None if heartbeat.overrides else policy.grace_for_tags_absent()
+    grace_of = _grace_lookup(policy)
     forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
     stale_after_ms = int(STALE_AFTER.total_seconds() * 1000)
     for h in hosts:
-        tags = h.tags
-        if fleet_grace is None or (tags and HOST_GRACE_TAG in tags):
-            grace = policy.grace_for(h)
-        else:
-            grace = fleet_grace
+        grace = grace_of(h)
         status = host_status(h, now, grace)
         statuses[status] += 1
         has_alerts = h.host in hosts_with_alerts
@@ -291,6 +286,34 @@ def evaluate(
     return Evaluation(
         now, changes, host_changes, statuses, outage, silent, active, obs, frozenset(frozen)
     )
+
+
+def _grace_lookup(policy: AlertingPolicy) -> Callable[[HostSnapshot], timedelta]:
+    """`policy.grace_for`, worked out once per set of values the heartbeat overrides read
+    (hosts sharing them share their grace) rather than once per host; per host when an
+    override reads the host name, or the host sets its own `heartbeat_grace` tag."""
+    overrides = policy.rules.heartbeat.overrides
+    fleet_grace = policy.grace_for_tags_absent()
+    labels = tuple(dict.fromkeys(m.label for o in overrides for m in o.matchers))
+    if "host" in labels:
+        return policy.grace_for
+    known: dict[tuple[str | None, ...], timedelta] = {}
+
+    def grace_of(h: HostSnapshot) -> timedelta:
+        tags = h.tags
+        if not tags:
+            return policy.grace_for(h) if overrides else fleet_grace
+        if HOST_GRACE_TAG in tags:
+            return policy.grace_for(h)
+        if not overrides:
+            return fleet_grace
+        key = tuple([tags.get(label) for label in labels])
+        grace = known.get(key)
+        if grace is None:
+            grace = known[key] = policy.grace_for(h)
+        return grace
+
+    return grace_of
 
 
 def _always(record: AlertRecord) -> bool:
