@@ -3,6 +3,7 @@ series catalog table: one item per host, the list of its series for its page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -63,6 +64,13 @@ CATALOG_WRITTEN = "cat_t"
 SERVICE_PREFIX = "e#"
 # The CPU and memory ring: `h#<5-minute step of the hour>` = {"t": ms, "c": busy %, "m": used %}.
 HISTORY_PREFIX = "h#"
+# A ring slot as a Scan page spells it after another attribute (compact, as DynamoDB
+# sends it): cut from the page's text before it is parsed when the ring is not asked
+# for, two thirds of an agent's item (`scan_items`' `skip`). Only that shape matches: a
+# key "h#1" inside a map has a comma before it too, but never a value of these numbers.
+HISTORY_SLOT_TEXT = re.compile(
+    rb',"h#\d{1,2}":\{"M":\{(?:"[tcm]":\{(?:"N":"[-+.0-9eE]{1,40}"|"NULL":true)\},?){0,3}\}\}'
+)
 # The catalog item: `s` = {series key: CatalogSeries}.
 CATALOG_SERIES = "s"
 # An older layout kept every series as `s#<series key>`: removed by the host's next post.
@@ -310,6 +318,7 @@ class DynamoDBHostStore:
             lambda item: snapshot_from_item(item, fields, history=history),
             False,
             segments=self.scan_segments,
+            skip=None if history else HISTORY_SLOT_TEXT,
         )
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
