@@ -523,20 +523,20 @@ def snapshot_from_item(
     retired = get("retired_at")
     count = get(SERIES_COUNT, _NO_VALUE).get("N")
     return HostSnapshot(
-        host,
-        state,
-        last_seen,
-        (_ms_instant(first_seen) or last_seen) if first_seen is not None else last_seen,
-        _interval(get("interval_s")),
-        tags,
-        get("agent_name", _NO_VALUE).get("S"),
-        get("agent_version", _NO_VALUE).get("S"),
-        _ms_instant(retired) if retired is not None else None,
-        get(LIFECYCLE_ATTRIBUTE, _NO_VALUE).get("S"),
-        series,
-        services,
-        tuple(ring) if ring else (),
-        int(count) if count is not None else len(series),
+        host=host,
+        state=state,
+        last_seen_at=last_seen,
+        first_seen_at=(_ms_instant(first_seen) or last_seen) if first_seen else last_seen,
+        interval=_interval(get("interval_s")),
+        tags=tags,
+        agent_name=get("agent_name", _NO_VALUE).get("S"),
+        agent_version=get("agent_version", _NO_VALUE).get("S"),
+        retired_at=_ms_instant(retired) if retired is not None else None,
+        lifecycle=get(LIFECYCLE_ATTRIBUTE, _NO_VALUE).get("S"),
+        series=series,
+        services=services,
+        history=tuple(ring) if ring else (),
+        series_count=int(count) if count is not None else len(series),
     )
 
 
