@@ -120,7 +120,7 @@ class Pages:
         self.n = n
         self.item_bytes = item_size(item)
         self.per_page = max(1, PAGE_BYTES // self.item_bytes)
-        text = json.dumps(item)
+        text = json.dumps(item, separators=(",", ":"))  # as DynamoDB sends it: no blanks
         self.template = text.replace("HOSTNAME", "host-PPPPPPPPP")
 
     def page(self, scan: dict[str, Any]) -> bytes:

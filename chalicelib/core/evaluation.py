@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,7 +39,13 @@ from chalicelib.core.alerts import (
     threshold_alert_id,
 )
 from chalicelib.core.durations import format_duration
-from chalicelib.core.heartbeats import HostSnapshot, HostStatus, host_grace_tag, host_status
+from chalicelib.core.heartbeats import (
+    HOST_GRACE_TAG,
+    HostSnapshot,
+    HostStatus,
+    host_grace_tag,
+    host_status,
+)
 from chalicelib.core.history_rules import HistoryValues
 from chalicelib.core.hosts import HostState
 from chalicelib.core.instants import iso, ms_of_instant
@@ -82,6 +88,11 @@ class AlertingPolicy:
             for m, rules in self.rules.by_measurement.items()
         }
 
+    def grace_for_tags_absent(self) -> timedelta:
+        """The grace of a host with no `heartbeat_grace` tag and no matching override."""
+        heartbeat = self.rules.heartbeat
+        return heartbeat.grace if heartbeat.grace is not None else self.default_grace
+
     def grace_for(self, host: HostSnapshot) -> timedelta:
         """Host tag `heartbeat_grace`, else the first matching override, else the global grace."""
         tagged = host_grace_tag(host.tags) if host.tags else None
@@ -93,7 +104,7 @@ class AlertingPolicy:
             for override in heartbeat.overrides:
                 if matches_all(override.matchers, names, host.tags):
                     return override.grace
-        return heartbeat.grace if heartbeat.grace is not None else self.default_grace
+        return self.grace_for_tags_absent()
 
     def timing(self, kind: AlertKind, rule: str) -> Timing:
         if rule in (HEARTBEAT_RULE, OUTAGE_RULE):
@@ -162,19 +173,25 @@ def evaluate(
     down: list[tuple[HostSnapshot, timedelta]] = []
     live: dict[str, HostSnapshot] = {}
     active = silent = 0
+    # Per host, only what can differ between hosts is worked out: most hosts have the
+    # fleet's grace, no alert, no watched series and services that say "ok".
+    grace_of = _grace_lookup(policy)
+    forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
+    stale_after_ms = int(STALE_AFTER.total_seconds() * 1000)
     for h in hosts:
-        grace = policy.grace_for(h)
+        grace = grace_of(h)
         status = host_status(h, now, grace)
         statuses[status] += 1
+        has_alerts = h.host in hosts_with_alerts
         if status is HostStatus.RETIRED:
             if now - h.last_seen_at >= policy.retired_retention:
                 host_changes.append(HostChange(HostAction.FORGET, h.host, h.last_seen_at))
-            if h.lifecycle and h.host in hosts_with_alerts:
+            if h.lifecycle and has_alerts:
                 # Retired by EC2: the heartbeat alert resolves saying why (core/lifecycle.py).
                 obs[heartbeat_alert_id(h.host)] = _heartbeat_obs(h, grace, policy, now, False)
             continue
-        hb_id = heartbeat_alert_id(h.host)
-        hb_record = alerts.get(hb_id) if h.host in hosts_with_alerts else None
+        hb_id = heartbeat_alert_id(h.host) if has_alerts else ""
+        hb_record = alerts.get(hb_id) if has_alerts else None
         hb_open = hb_record is not None and hb_record.state in OPEN_STATES
         if status is not HostStatus.PAUSED:
             active += 1
@@ -184,31 +201,35 @@ def evaluate(
             down.append((h, grace))
         elif hb_record is not None:
             obs[hb_id] = _heartbeat_obs(h, grace, policy, now, breaching=False)
-        has_alerts = h.host in hosts_with_alerts
-        interval_ms = int(h.interval.total_seconds() * 1000)
-        stale_ms = now_ms - max(int(STALE_AFTER.total_seconds() * 1000), 2 * interval_ms)
-        if status in (HostStatus.LATE, HostStatus.DOWN, HostStatus.PAUSED):
+        if status is HostStatus.LATE or status is HostStatus.DOWN or status is HostStatus.PAUSED:
             frozen_hosts.add(h.host)
         else:
             live[h.host] = h
-            seen = _thresholds(
-                h,
-                by_measurement=by_measurement,
-                alerts=alerts,
-                has_alerts=has_alerts,
-                stale_ms=stale_ms,
-            )
-            obs.update(seen)
-            seen, unknown = _services(
-                h, policy=policy, alerts=alerts, has_alerts=has_alerts, now_ms=now_ms
-            )
-            obs.update(seen)
-            frozen_ids.update(unknown)
-        forget_services_ms = now_ms - int(SERVICE_FORGET_AFTER.total_seconds() * 1000)
-        old_services = {
-            k: e.time_ms for k, e in h.services.items() if e.time_ms < forget_services_ms
-        }
-        if old_services:
+            if h.series:
+                interval_ms = int(h.interval.total_seconds() * 1000)
+                stale_ms = now_ms - max(stale_after_ms, 2 * interval_ms)
+                seen = _thresholds(
+                    h,
+                    by_measurement=by_measurement,
+                    alerts=alerts,
+                    has_alerts=has_alerts,
+                    stale_ms=stale_ms,
+                )
+                if seen:
+                    obs.update(seen)
+            if h.services:
+                seen, unknown = _services(
+                    h, policy=policy, alerts=alerts, has_alerts=has_alerts, now_ms=now_ms
+                )
+                if seen:
+                    obs.update(seen)
+                if unknown:
+                    frozen_ids.update(unknown)
+        services = h.services
+        if services and any(e.time_ms < forget_services_ms for e in services.values()):
+            old_services = {
+                k: e.time_ms for k, e in services.items() if e.time_ms < forget_services_ms
+            }
             host_changes.append(
                 HostChange(HostAction.PRUNE, h.host, h.last_seen_at, services=old_services)
             )
@@ -265,6 +286,34 @@ def evaluate(
     return Evaluation(
         now, changes, host_changes, statuses, outage, silent, active, obs, frozenset(frozen)
     )
+
+
+def _grace_lookup(policy: AlertingPolicy) -> Callable[[HostSnapshot], timedelta]:
+    """`policy.grace_for`, worked out once per set of values the heartbeat overrides read
+    (hosts sharing them share their grace) rather than once per host; per host when an
+    override reads the host name, or the host sets its own `heartbeat_grace` tag."""
+    overrides = policy.rules.heartbeat.overrides
+    fleet_grace = policy.grace_for_tags_absent()
+    labels = tuple(dict.fromkeys(m.label for o in overrides for m in o.matchers))
+    if "host" in labels:
+        return policy.grace_for
+    known: dict[tuple[str | None, ...], timedelta] = {}
+
+    def grace_of(h: HostSnapshot) -> timedelta:
+        tags = h.tags
+        if not tags:
+            return policy.grace_for(h) if overrides else fleet_grace
+        if HOST_GRACE_TAG in tags:
+            return policy.grace_for(h)
+        if not overrides:
+            return fleet_grace
+        key = tuple([tags.get(label) for label in labels])
+        grace = known.get(key)
+        if grace is None:
+            grace = known[key] = policy.grace_for(h)
+        return grace
+
+    return grace_of
 
 
 def _always(record: AlertRecord) -> bool:
@@ -398,8 +447,18 @@ def _services(
     unknown: list[str] = []
     events = policy.rules.events
     for service, e in h.services.items():
-        alert_id = service_alert_id(h.host, service)
+        # The alert id is built only when it can matter: most services say "ok" and
+        # most hosts have no alert.
+        alert_id = service_alert_id(h.host, service) if has_alerts else ""
         record = alerts.get(alert_id) if has_alerts else None
+        if (
+            record is None
+            and e.status == EventStatus.OK
+            and (e.ttl_ms is None or now_ms <= e.time_ms + e.ttl_ms)
+        ):
+            continue
+        if not alert_id:
+            alert_id = service_alert_id(h.host, service)
         kind = AlertKind.EVENT
         severity: Severity | None
         if e.ttl_ms is not None and now_ms > e.time_ms + e.ttl_ms:

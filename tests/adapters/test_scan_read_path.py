@@ -10,6 +10,7 @@ it serves are host items written through the real ingest path into moto and read
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import threading
 from collections.abc import Iterator
@@ -346,3 +347,59 @@ def test_the_fast_path_is_registered_once_per_client(endpoint, monkeypatch):
     items = list(scan_items(client, "t", False))  # registers again, too
     assert len(items) == HOSTS
     assert len(decoded) == -(-HOSTS // 4)  # each page decoded once
+
+
+def test_the_history_ring_is_cut_from_the_page_text_only_when_not_asked_for(raw_items):
+    from chalicelib.adapters.dynamodb.hosts import HISTORY_SLOT_TEXT
+
+    assert all(any(k.startswith("h#") for k in item) for item in raw_items)
+    # On the real items, compact as DynamoDB sends them: every slot goes, nothing else.
+    for item in raw_items:
+        text = json.dumps(item, separators=(",", ":")).encode()
+        assert json.loads(HISTORY_SLOT_TEXT.sub(b"", text)) == {
+            k: v for k, v in item.items() if not k.startswith("h#")
+        }
+    items = copy.deepcopy(raw_items)
+    # Look-alikes that are not ring slots stay: a watched series and a tag named like
+    # one, and a slot that comes first in its item (no comma before it: parsed, passed over).
+    first = items[3]
+    items[3] = {"h#7": first.pop("h#7", {"M": {"t": {"N": "1"}, "c": {"NULL": True}}})} | first
+    series = items[4]["w"]["M"]
+    series["h#1"] = {"M": {**next(iter(series.values()))["M"], "t": {"N": "1795348780000"}}}
+    items[5]["tags"] = {"M": {"h#2": {"S": "x"}, **items[5]["tags"]["M"]}}
+    items[6]["h#3"] = {"M": {"t": {"N": "1795348780000"}, "c": {"NULL": True}, "m": {"N": "2.5"}}}
+    served = ScanEndpoint(items, per_page=4)
+    try:
+        for history in (False, True):
+            expected = snapshots(DynamoDBHostStore(slow(http_client(served)), "t"), history=history)
+            for segments in (1, 3):
+                fast = DynamoDBHostStore(http_client(served), "t", scan_segments=segments)
+                assert snapshots(fast, history=history) == expected
+        with_ring = snapshots(DynamoDBHostStore(http_client(served), "t"), history=True)
+    finally:
+        served.close()
+    assert all(h.history for h in with_ring)
+    assert "h#1" in with_ring[4].series
+    assert with_ring[5].tags["h#2"] == "x"
+
+
+def test_a_scan_without_the_ring_parses_pages_without_it(endpoint, monkeypatch):
+    import types
+
+    from chalicelib.adapters.dynamodb import common
+
+    parsed: list[bytes] = []
+
+    def loads(body: bytes) -> Any:
+        parsed.append(body)
+        return json.loads(body)
+
+    monkeypatch.setattr(common, "json", types.SimpleNamespace(loads=loads, dumps=json.dumps))
+    store = DynamoDBHostStore(http_client(endpoint), "t", scan_segments=3)
+    assert all(not h.history for h in store.scan())
+    pages = [body for body in parsed if b'"Items"' in body]
+    assert pages
+    assert all(b'"h#' not in body for body in pages)
+    parsed.clear()
+    assert all(h.history for h in store.scan(history=True))
+    assert all(b'"h#' in body for body in parsed if b'"Items"' in body)

@@ -154,6 +154,10 @@ def parse_scans_fast(client: DynamoDBClient) -> None:
     client.meta.events.register(BEFORE_PARSE_SCAN, _items_parsed_once, unique_id=FAST_SCAN_ID)
 
 
+# What the Scan running on this thread leaves out of its pages' text (`scan_items`' `skip`).
+_skipping = threading.local()
+
+
 def _items_parsed_once(
     response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
 ) -> None:
@@ -162,6 +166,9 @@ def _items_parsed_once(
     body = response_dict.get("body")
     if not isinstance(body, bytes) or _BINARY.search(body):
         return
+    skip: re.Pattern[bytes] | None = getattr(_skipping, "pattern", None)
+    if skip is not None:
+        body = skip.sub(b"", body)
     try:
         doc = json.loads(body)
     except ValueError:
@@ -178,15 +185,25 @@ def scan_items(
     consistent: bool,
     segment: tuple[int, int] | None = None,
     stop: threading.Event | None = None,
+    *,
+    skip: re.Pattern[bytes] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every item of `table` (or of one `(Segment, TotalSegments)` of it), page after
-    page, as the low-level client returns them. `stop` ends it between pages."""
+    page, as the low-level client returns them. `stop` ends it between pages.
+
+    `skip`: text the fast path cuts out of each page before parsing it, for attributes
+    the reader would pass over anyway (what it matches must be whole attributes, with
+    their separating comma). Where the fast path does not run, they are parsed as before."""
     parse_scans_fast(client)
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent}
     if segment is not None:
         kwargs["Segment"], kwargs["TotalSegments"] = segment
     while stop is None or not stop.is_set():
-        page = client.scan(**kwargs)
+        _skipping.pattern = skip  # botocore calls the handler on this thread
+        try:
+            page = client.scan(**kwargs)
+        finally:
+            _skipping.pattern = None
         # Handed over one at a time and let go once decoded: a page in flight per
         # segment is the scan's memory beside what it keeps.
         items = page.get("Items", [])
@@ -207,8 +224,9 @@ def scan_decoded(
     consistent: bool,
     *,
     segments: int = 1,
+    skip: re.Pattern[bytes] | None = None,
 ) -> list[T]:
-    """Every item of `table`, decoded. An item that cannot be read is logged and
+    """Every item of `table`, decoded (`skip`: see `scan_items`). An item that cannot be read is logged and
     skipped (one bad item must not stop an evaluation); a table that cannot be
     read is BackendUnavailable.
 
@@ -223,8 +241,9 @@ def scan_decoded(
     with _collector_paused():
         if segments == 1:
             with backend(what):
-                return _decoded(scan_items(client, table, consistent), what, decode)
-        return _segmented(client, table, what, decode, consistent, segments=segments)
+                items = scan_items(client, table, consistent, skip=skip)
+                return _decoded(items, what, decode)
+        return _segmented(client, table, what, decode, consistent, segments=segments, skip=skip)
 
 
 @contextlib.contextmanager
@@ -253,6 +272,7 @@ def _segmented(
     consistent: bool,
     *,
     segments: int,
+    skip: re.Pattern[bytes] | None,
 ) -> list[T]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -260,7 +280,7 @@ def _segmented(
 
     def one(segment: int) -> list[T]:
         try:
-            items = scan_items(client, table, consistent, (segment, segments), stop)
+            items = scan_items(client, table, consistent, (segment, segments), stop, skip=skip)
             return _decoded(items, what, decode)
         except BaseException:
             stop.set()

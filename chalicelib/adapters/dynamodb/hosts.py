@@ -3,6 +3,7 @@ series catalog table: one item per host, the list of its series for its page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -63,6 +64,13 @@ CATALOG_WRITTEN = "cat_t"
 SERVICE_PREFIX = "e#"
 # The CPU and memory ring: `h#<5-minute step of the hour>` = {"t": ms, "c": busy %, "m": used %}.
 HISTORY_PREFIX = "h#"
+# A ring slot as a Scan page spells it after another attribute (compact, as DynamoDB
+# sends it): cut from the page's text before it is parsed when the ring is not asked
+# for, two thirds of an agent's item (`scan_items`' `skip`). Only that shape matches: a
+# key "h#1" inside a map has a comma before it too, but never a value of these numbers.
+HISTORY_SLOT_TEXT = re.compile(
+    rb',"h#\d{1,2}":\{"M":\{(?:"[tcm]":\{(?:"N":"[-+.0-9eE]{1,40}"|"NULL":true)\},?){0,3}\}\}'
+)
 # The catalog item: `s` = {series key: CatalogSeries}.
 CATALOG_SERIES = "s"
 # An older layout kept every series as `s#<series key>`: removed by the host's next post.
@@ -310,6 +318,7 @@ class DynamoDBHostStore:
             lambda item: snapshot_from_item(item, fields, history=history),
             False,
             segments=self.scan_segments,
+            skip=None if history else HISTORY_SLOT_TEXT,
         )
 
     def mark_down(self, host: str, last_seen_at: datetime) -> bool:
@@ -425,14 +434,29 @@ def update_expression(
     return expression, names, values
 
 
-def _number(raw: dict[str, Any]) -> float:
-    return float(raw["N"])
-
-
 def _ms_instant(raw: dict[str, Any] | None) -> datetime | None:
     if raw is None or "N" not in raw:
         return None
     return instant_of_ms(int(raw["N"]))
+
+
+# What a host item's attributes decode to, for values every host shares: looked up, not
+# rebuilt, for each of the fleet's items (the Scan reads every host every minute).
+_STATES: dict[str, HostState] = {s.value: s for s in HostState}
+_INTERVALS: dict[str, timedelta] = {}
+_NO_VALUE: dict[str, Any] = {}
+
+
+def _interval(raw: dict[str, Any] | None) -> timedelta:
+    number = raw.get("N") if raw is not None else None
+    if number is None:
+        return DEFAULT_INTERVAL
+    interval = _INTERVALS.get(number)
+    if interval is None:
+        interval = timedelta(seconds=float(number))
+        if len(_INTERVALS) < 1024:  # a handful of intervals in a fleet; bounded all the same
+            _INTERVALS[number] = interval
+    return interval
 
 
 def snapshot_from_item(
@@ -447,8 +471,9 @@ def snapshot_from_item(
     instead of deserializing every attribute with boto3's generic
     TypeDeserializer, and when `wanted` (measurement -> fields some rule reads)
     is given, only those fields of the watched series (`w`).
-    The history ring is decoded only when `history` is asked for. An attribute
-    that does not have the layout is skipped, never fatal.
+    The history ring is decoded only when `history` is asked for: otherwise its
+    slots are passed over by their first letters, as is every attribute but the
+    services. An attribute that does not have the layout is skipped, never fatal.
     """
     try:
         host = item["host"]["S"]
@@ -457,23 +482,17 @@ def snapshot_from_item(
         return None
     if last_seen is None:
         return None
-    try:
-        state = HostState(item.get("state", {}).get("S", "up"))
-    except ValueError:
-        state = HostState.UP
-    interval = DEFAULT_INTERVAL
-    if "interval_s" in item:
-        interval = timedelta(seconds=_number(item["interval_s"]))
-    tags: dict[str, str] = {}
-    raw_tags = item.get("tags", {}).get("M")
-    if raw_tags:
-        tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v}
-    series = watched_from_attribute(item.get(WATCHED), wanted)
+    get = item.get
+    state = _STATES.get(get("state", _NO_VALUE).get("S", "up"), HostState.UP)
+    raw_tags = get("tags", _NO_VALUE).get("M")
+    tags = {k: v["S"] for k, v in raw_tags.items() if "S" in v} if raw_tags else {}
+    raw_watched = get(WATCHED)
+    series = watched_from_attribute(raw_watched, wanted) if raw_watched is not None else {}
     services: dict[str, ServiceLatest] = {}
     ring: list[HistoryPoint] = []
     for name, raw in item.items():
-        prefix = name[:2]
-        if prefix == SERVICE_PREFIX:
+        # SERVICE_PREFIX, by its letters: a slice for each of ~20 attributes is measurable
+        if name and name[0] == "e" and name[1:2] == "#":
             try:
                 m = raw["M"]
                 ttl = m.get("ttl")
@@ -482,12 +501,12 @@ def snapshot_from_item(
                     m["status"]["S"],
                     int(m["t"]["N"]),
                     int(ttl["N"]) if ttl and "N" in ttl else None,
-                    m.get("d", {}).get("S", ""),
+                    m.get("d", _NO_VALUE).get("S", ""),
                     float(value["N"]) if value and "N" in value else None,
                 )
             except (KeyError, TypeError, ValueError):
                 continue
-        elif history and prefix == HISTORY_PREFIX:
+        elif history and name[:2] == HISTORY_PREFIX:
             try:
                 m = raw["M"]
                 cpu, mem = m.get("c"), m.get("m")
@@ -500,23 +519,23 @@ def snapshot_from_item(
                 )
             except (KeyError, TypeError, ValueError):
                 continue
-    agent_name = item.get("agent_name", {}).get("S")
-    agent_version = item.get("agent_version", {}).get("S")
-    count = item.get(SERIES_COUNT, {}).get("N")
+    first_seen = get("first_seen_at")
+    retired = get("retired_at")
+    count = get(SERIES_COUNT, _NO_VALUE).get("N")
     return HostSnapshot(
         host=host,
         state=state,
         last_seen_at=last_seen,
-        first_seen_at=_ms_instant(item.get("first_seen_at")) or last_seen,
-        interval=interval,
+        first_seen_at=(_ms_instant(first_seen) or last_seen) if first_seen else last_seen,
+        interval=_interval(get("interval_s")),
         tags=tags,
-        agent_name=agent_name,
-        agent_version=agent_version,
-        retired_at=_ms_instant(item.get("retired_at")),
-        lifecycle=item.get(LIFECYCLE_ATTRIBUTE, {}).get("S"),
+        agent_name=get("agent_name", _NO_VALUE).get("S"),
+        agent_version=get("agent_version", _NO_VALUE).get("S"),
+        retired_at=_ms_instant(retired) if retired is not None else None,
+        lifecycle=get(LIFECYCLE_ATTRIBUTE, _NO_VALUE).get("S"),
         series=series,
         services=services,
-        history=tuple(ring),
+        history=tuple(ring) if ring else (),
         series_count=int(count) if count is not None else len(series),
     )
 
