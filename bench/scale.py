@@ -250,7 +250,7 @@ def main() -> int:
         nargs="+",
         choices=["agent", "old"],
         default=["agent"],
-        help="today's host item; without its s# series attributes; and with a 12-slot ring",
+        help="agent: the host item the collector writes; old: the item before it became one write unit a post",
     )
     parser.add_argument("--segments", type=int, default=4, help="FLEETPULSE_SCAN_SEGMENTS")
     parser.add_argument(
