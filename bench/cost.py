@@ -138,7 +138,12 @@ def deploy_settings() -> Deploy:
 
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     stage = config["stages"]["dev"]
-    memory = int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    default_memory = int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    api = {
+        **config.get("lambda_functions", {}).get("api_handler", {}),
+        **stage.get("lambda_functions", {}).get("api_handler", {}),
+    }
+    memory = int(api.get("lambda_memory_size", default_memory))
     evaluate = {
         **config.get("lambda_functions", {}).get("evaluate", {}),
         **stage.get("lambda_functions", {}).get("evaluate", {}),
@@ -151,7 +156,7 @@ def deploy_settings() -> Deploy:
     params = cfn.load()["Parameters"]
     return Deploy(
         memory_mb=memory,
-        eval_memory_mb=int(evaluate.get("lambda_memory_size", memory)),
+        eval_memory_mb=int(evaluate.get("lambda_memory_size", default_memory)),
         architecture=str(arch),
         memory_retention_h=int(params["MemoryStoreRetentionHours"]["Default"]),
         magnetic_retention_d=int(params["MagneticStoreRetentionDays"]["Default"]),
@@ -360,7 +365,7 @@ class LambdaContext:
 
     function_name = "fleetpulse-dev-api"
     function_version = "$LATEST"
-    memory_limit_in_mb = 512
+    memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fleetpulse-dev-api"
     aws_request_id = "bench"
 

@@ -93,16 +93,17 @@ def serialize_once(client: Any, service: str) -> None:
     """Send the heavy requests of `client` (`_HEAVY`) as `json.dumps` of their parameters.
 
     For these operations the JSON protocol's body is the parameters themselves (strings,
-    numbers, maps and lists, nothing botocore converts): the handler before the
-    parameters are built makes the body once and takes the heavy member out, so botocore
-    serializes only the rest; the handler before the call puts that body in the request.
+    numbers, maps and lists, nothing botocore converts): the handler that may provide the
+    parameters makes the body once and hands botocore the parameters without the heavy
+    member, so it serializes only the rest; the handler before the call puts that body
+    in the request.
     A request with anything `json.dumps` does not write as botocore would (bytes, a
     Decimal, a datetime) fails to dump and is left whole to botocore. Only for a client
     that does not validate its parameters (the check would miss the member)."""
     events = client.meta.events
     for operation in _HEAVY.get(service, {}):
         events.register(
-            f"before-parameter-build.{service}.{operation}",
+            f"provide-client-params.{service}.{operation}",
             _body_made_once,
             unique_id=f"fleetpulse-body-{service}-{operation}",
         )
@@ -113,16 +114,20 @@ def serialize_once(client: Any, service: str) -> None:
         )
 
 
-def _body_made_once(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+def _body_made_once(
+    params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+) -> dict[str, Any] | None:
+    """The parameters botocore is to serialize: a copy without the heavy member (the
+    caller's, which other handlers may hold, are left as they are)."""
     member = _HEAVY.get(model.service_model.service_name, {}).get(model.name)
     if member is None or member not in params:
-        return
+        return None
     try:
         body = json.dumps(params).encode()
     except (TypeError, ValueError):
-        return
-    del params[member]
+        return None
     context[_BODY] = body
+    return {k: v for k, v in params.items() if k != member}
 
 
 def _body_sent(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

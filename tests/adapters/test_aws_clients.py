@@ -95,7 +95,7 @@ def test_the_heavy_requests_go_out_byte_for_byte_as_botocore_would_send_them(aws
     # What botocore's serializer is handed: the rest, not the heavy member.
     serialized: list[list[str]] = []
     for operation in ("UpdateItem", "PutItem"):
-        ours.meta.events.register_last(
+        ours.meta.events.register(
             f"before-parameter-build.dynamodb.{operation}",
             lambda params, **_: serialized.append(sorted(params)),
         )
