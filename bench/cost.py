@@ -138,7 +138,12 @@ def deploy_settings() -> Deploy:
 
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     stage = config["stages"]["dev"]
-    memory = int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    default_memory = int(stage.get("lambda_memory_size", config.get("lambda_memory_size", 128)))
+    api = {
+        **config.get("lambda_functions", {}).get("api_handler", {}),
+        **stage.get("lambda_functions", {}).get("api_handler", {}),
+    }
+    memory = int(api.get("lambda_memory_size", default_memory))
     evaluate = {
         **config.get("lambda_functions", {}).get("evaluate", {}),
         **stage.get("lambda_functions", {}).get("evaluate", {}),
@@ -151,7 +156,7 @@ def deploy_settings() -> Deploy:
     params = cfn.load()["Parameters"]
     return Deploy(
         memory_mb=memory,
-        eval_memory_mb=int(evaluate.get("lambda_memory_size", memory)),
+        eval_memory_mb=int(evaluate.get("lambda_memory_size", default_memory)),
         architecture=str(arch),
         memory_retention_h=int(params["MemoryStoreRetentionHours"]["Default"]),
         magnetic_retention_d=int(params["MagneticStoreRetentionDays"]["Default"]),
@@ -303,8 +308,14 @@ class Meter:
     # each WriteRecords call as sent: (CommonAttributes, Records)
     writes: list[tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=list)
 
+    # The handler's CPU inside the fleet token's GetItem calls (thread time: the wait on
+    # the socket is not counted), to price the posts that find the token cached.
+    token_cpu_s: float = 0.0
+    _token_started: float | None = None
+
     def attach(self, client: Any) -> None:
         client.meta.events.register("provide-client-params.*.*", self._call)
+        client.meta.events.register("after-call.dynamodb.GetItem", self._token_done)
         client.meta.events.register(
             "provide-client-params.timestream-write.WriteRecords", self._records
         )
@@ -315,6 +326,13 @@ class Meter:
         if isinstance(table, str):
             name += f"({table.rsplit('-', 1)[-1]})"
         self.calls[name] += 1
+        if name == "dynamodb.GetItem(tokens)":
+            self._token_started = time.thread_time()
+
+    def _token_done(self, **_: Any) -> None:
+        if self._token_started is not None:
+            self.token_cpu_s += time.thread_time() - self._token_started
+            self._token_started = None
 
     def _records(self, params: dict[str, Any], **_: Any) -> None:
         self.writes.append((params.get("CommonAttributes", {}), list(params["Records"])))
@@ -328,6 +346,8 @@ class Meter:
     def reset(self) -> None:
         self.calls.clear()
         self.writes.clear()
+        self.token_cpu_s = 0.0
+        self._token_started = None
 
 
 def _patient_clients() -> Any:
@@ -360,7 +380,7 @@ class LambdaContext:
 
     function_name = "fleetpulse-dev-api"
     function_version = "$LATEST"
-    memory_limit_in_mb = 512
+    memory_limit_in_mb = 256
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fleetpulse-dev-api"
     aws_request_id = "bench"
 
@@ -471,6 +491,11 @@ class Stack:
         got = self.reader.get_item(TableName=table, Key={"host": {"S": host}})
         return dict(got.get("Item", {}))
 
+    def catalog_item(self, host: str) -> dict[str, Any]:
+        table = self.settings.series_table
+        got = self.reader.get_item(TableName=table, Key={"host": {"S": host}})
+        return dict(got.get("Item", {}))
+
     def close(self) -> None:
         self.services.clients.close()
         self.server.stop()
@@ -481,7 +506,7 @@ class PostFigures:
     """Per post, averaged over the run's last posts (the item at its steady size)."""
 
     requests: Counter[str]
-    write_units: float
+    write_units: float  # the hosts table: every UpdateItem of the post
     item_bytes: int
     ts_records: float
     ts_calls: float
@@ -492,6 +517,34 @@ class PostFigures:
     cpu_s: float
     accepted: int
     reply: dict[str, Any]
+    catalog_read_units: float = 0.0  # the series catalog's GetItem (consistent)
+    catalog_write_units: float = 0.0  # its PutItem
+    catalog_bytes: int = 0
+    catalog_every: float = 0.0  # posts between two catalog writes, in the steady state
+    token_cpu_s: float = 0.0  # of cpu_s, inside the token's GetItem (read on every post here)
+
+
+@dataclass
+class _Post:
+    """One post's meter readings."""
+
+    requests: Counter[str]
+    host_wcu: int
+    catalog_rcu: float
+    catalog_wcu: int
+    ts_records: int
+    ts_calls: int
+    ts_kib: int
+    ts_kib_old: int
+    ts_request_bytes: int
+    ts_bytes: int
+    cpu_s: float
+    accepted: int
+    token_cpu_s: float = 0.0
+
+    @property
+    def writes_catalog(self) -> bool:
+        return self.requests.get("dynamodb.PutItem(series)", 0) > 0
 
 
 def run_posts(
@@ -499,57 +552,94 @@ def run_posts(
     bodies: list[dict[str, Any]],
     steady_from: int,
     host: str,
+    catalog_every: timedelta,
 ) -> PostFigures:
-    requests: Counter[str] = Counter()
-    wcu = 0
-    records = kib = kib_old = size_sum = calls = request_bytes = 0
-    cpu_total = 0.0
-    accepted = 0
+    """Posts `bodies` one a minute and meters each. The steady post is the mean of the
+    posts from `steady_from` on that do not write the series catalog, with the catalog's
+    cost added at its steady rate: one write per `catalog_every` (chalicelib/core/hosts.py:
+    a host whose series stay the same rewrites it every CATALOG_REFRESH; one whose series
+    are new every post, once its CATALOG_SHAPES are known, every CATALOG_MIN_INTERVAL).
+    A catalog write's cost is measured on the last post that made one (after the first,
+    which also creates the item)."""
+    posts: list[_Post] = []
     reply: dict[str, Any] = {}
-    item_bytes = 0
-    steady = 0
+    item_bytes = catalog_bytes = 0
     for i, body in enumerate(bodies):
         stack.now = stack.now + timedelta(minutes=1)
         before = item_size(stack.host_item(host))
+        catalog_before = item_size(stack.catalog_item(host))
         stack.meter.reset()
         status, reply, cpu = stack.post(body)
         if status != 202:
             raise SystemExit(f"post {i} answered {status}: {reply}")
-        after_item = stack.host_item(host)
-        item_bytes = item_size(after_item)
-        if i < steady_from:
-            continue
-        steady += 1
-        updates = stack.meter.calls["dynamodb.UpdateItem(hosts)"]
-        # Each UpdateItem of the post: the first is billed on the item before and
-        # after; the split ones in between are bounded by the final size.
-        wcu += updates * write_units(before, item_bytes)
-        requests.update(stack.meter.calls)
+        item_bytes = item_size(stack.host_item(host))
+        catalog_after = item_size(stack.catalog_item(host))
+        calls = Counter(stack.meter.calls)
+        # Each UpdateItem of the post is billed on the larger of the item before and
+        # after (the ones in between are bounded by the larger).
+        host_wcu = calls["dynamodb.UpdateItem(hosts)"] * write_units(before, item_bytes)
+        # The catalog: one consistent GetItem (1 unit per 4 KB read), one PutItem (the
+        # larger of the old and new item, per KB).
+        rcu = calls["dynamodb.GetItem(series)"] * max(1, math.ceil(catalog_before / 4096))
+        wcu = calls["dynamodb.PutItem(series)"] * write_units(catalog_before, catalog_after)
+        if calls["dynamodb.PutItem(series)"]:
+            catalog_bytes = catalog_after
+        kib = kib_old = size_sum = request_bytes = 0
         for common, sent in stack.meter.writes:
-            calls += 1
             request_bytes += timestream_request_bytes(common, sent)
             kib += timestream_request_kib(common, sent)
-        for r in stack.meter.records():
+        records = stack.meter.records()
+        for r in records:
             b = timestream_record_bytes(r)
-            records += 1
             size_sum += b
             kib_old += max(1, math.ceil(b / KIB))
-        cpu_total += cpu
-        accepted += int(reply.get("accepted", 0))
-    n = max(steady, 1)
+        posts.append(
+            _Post(
+                calls,
+                host_wcu,
+                rcu,
+                wcu,
+                len(records),
+                len(stack.meter.writes),
+                kib,
+                kib_old,
+                request_bytes,
+                size_sum,
+                cpu,
+                int(reply.get("accepted", 0)),
+                stack.meter.token_cpu_s,
+            )
+        )
+    plain = [p for p in posts[steady_from:] if not p.writes_catalog] or posts[steady_from:]
+    writing = [p for p in posts if p.writes_catalog]
+    every = catalog_every.total_seconds() / 60
+    rate = 1 / every if writing else 0.0
+    catalog = writing[-1] if writing else None
+
+    def steady(get: Any) -> float:
+        base = statistics.fmean(get(p) for p in plain)
+        return base + rate * (get(catalog) - base) if catalog is not None else base
+
+    names = {k for p in plain for k in p.requests} | set(catalog.requests if catalog else ())
     return PostFigures(
-        requests=Counter({k: v / n for k, v in requests.items()}),  # type: ignore[misc]
-        write_units=wcu / n,
+        requests=Counter({k: steady(lambda p, k=k: p.requests.get(k, 0)) for k in names}),  # type: ignore[misc]
+        write_units=steady(lambda p: p.host_wcu),
         item_bytes=item_bytes,
-        ts_records=records / n,
-        ts_calls=calls / n,
-        ts_write_kib=kib / n,
-        ts_write_kib_per_record=kib_old / n,
-        ts_request_bytes=request_bytes / n,
-        ts_bytes=size_sum / n,
-        cpu_s=cpu_total / n,
-        accepted=accepted // n,
+        ts_records=steady(lambda p: p.ts_records),
+        ts_calls=steady(lambda p: p.ts_calls),
+        ts_write_kib=steady(lambda p: p.ts_kib),
+        ts_write_kib_per_record=steady(lambda p: p.ts_kib_old),
+        ts_request_bytes=steady(lambda p: p.ts_request_bytes),
+        ts_bytes=steady(lambda p: p.ts_bytes),
+        # CPU: the plain posts' (a catalog post's own is the first post's, cold clients).
+        cpu_s=statistics.fmean(p.cpu_s for p in plain),
+        accepted=round(statistics.fmean(p.accepted for p in plain)),
         reply=reply,
+        catalog_read_units=steady(lambda p: p.catalog_rcu),
+        catalog_write_units=steady(lambda p: p.catalog_wcu),
+        catalog_bytes=catalog_bytes,
+        catalog_every=every if writing else 0.0,
+        token_cpu_s=statistics.fmean(p.token_cpu_s for p in plain),
     )
 
 
@@ -672,7 +762,10 @@ def host_month(
     waits = Counter(post.requests)
     waits["dynamodb.GetItem(tokens)"] = tokens.gets
     waits["dynamodb.UpdateItem(tokens)"] = tokens.touches
-    post_lambda_s = lambda_seconds(post.cpu_s, waits, deploy)
+    # The post's CPU with the token read only as often as the model says (each post of
+    # the run read it: its CPU inside that GetItem is measured).
+    cpu_s = post.cpu_s - post.token_cpu_s * (1 - tokens.gets)
+    post_lambda_s = lambda_seconds(cpu_s, waits, deploy)
     eval_lambda_s = lambda_seconds(ev.cpu_per_host_s, Counter(), deploy, deploy.eval_memory_mb)
     kib = post.ts_write_kib_per_record if per_record_writes else post.ts_write_kib
     return {
@@ -693,9 +786,14 @@ def host_month(
         "lambda invocations": posts * p["lambda_request"].usd,
         "lambda compute (ingest)": posts * post_lambda_s * memory_gb * gbs,
         "dynamodb writes (host item)": posts * post.write_units * p["ddb_write"].usd,
+        "dynamodb series catalog": posts
+        * (
+            post.catalog_read_units * p["ddb_read"].usd
+            + post.catalog_write_units * p["ddb_write"].usd
+        ),
         "dynamodb token reads and writes": posts
         * (tokens.gets * p["ddb_read"].usd + tokens.touches * p["ddb_write"].usd),
-        "dynamodb storage": post.item_bytes / GB * p["ddb_storage"].usd,
+        "dynamodb storage": (post.item_bytes + post.catalog_bytes) / GB * p["ddb_storage"].usd,
         "evaluation reads": EVALUATIONS_PER_MONTH * ev.read_units_per_host * p["ddb_read"].usd,
         "evaluation compute": EVALUATIONS_PER_MONTH
         * eval_lambda_s
@@ -735,6 +833,17 @@ def bad_sender_body(now_ms: int, minute: int, host: str, n: int = 5000) -> dict[
             for i in range(n)
         ],
     }
+
+
+def show_catalog(post: PostFigures) -> None:
+    if not post.catalog_every:
+        print("  series catalog: not written")
+        return
+    print(
+        f"  series catalog: {post.catalog_bytes} B, written once every {post.catalog_every:.0f}"
+        f" posts in the steady state: {post.catalog_read_units:.4f} read and"
+        f" {post.catalog_write_units:.4f} write units a post"
+    )
 
 
 def show_bill(title: str, bill: dict[str, float]) -> None:
@@ -793,6 +902,7 @@ def show_profile(profile: Any, posts: int, top: int = 15) -> None:
 
 
 def main() -> int:
+    from chalicelib.core.hosts import CATALOG_MIN_INTERVAL, CATALOG_REFRESH, CATALOG_SHAPES
     from chalicelib.core.instants import ms_of_instant
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -800,7 +910,12 @@ def main() -> int:
     # moto's Scan slows down with the square of the table's size: a few copies are enough
     # for the per-host CPU (the fixed part of an evaluation is counted in, so it errs high).
     parser.add_argument("--fleet", type=int, default=10, help="host items in the evaluation")
-    parser.add_argument("--bad-minutes", type=int, default=2, help="posts of the bad sender")
+    parser.add_argument(
+        "--bad-minutes",
+        type=int,
+        default=CATALOG_SHAPES + 3,
+        help="posts of the bad sender (its steady state begins after CATALOG_SHAPES)",
+    )
     parser.add_argument(
         "--fleet-hosts", type=int, default=1000, help="hosts sharing one fleet token"
     )
@@ -840,7 +955,9 @@ def main() -> int:
     stack = Stack(deploy)
     try:
         steady_from = min(60, args.minutes - 5)
-        post = run_posts(stack, bodies, steady_from=steady_from, host=body["host"])
+        post = run_posts(
+            stack, bodies, steady_from=steady_from, host=body["host"], catalog_every=CATALOG_REFRESH
+        )
         later = [
             shifted(body, now_ms + (args.minutes + i + 1) * 60_000 - first)
             for i in range(args.compare_posts)
@@ -855,8 +972,10 @@ def main() -> int:
                 bad_sender_body(ms_of_instant(stack.now), i + 1, bad_host)
                 for i in range(args.bad_minutes)
             ],
-            steady_from=min(1, args.bad_minutes - 1),
+            # its first CATALOG_SHAPES posts write the catalog; from then on, once an hour
+            steady_from=min(CATALOG_SHAPES, args.bad_minutes - 1),
             host=bad_host,
+            catalog_every=CATALOG_MIN_INTERVAL,
         )
         bad_item = stack.host_item(bad_host)
         bad_ev = run_evaluation(stack, bad_item, 2)
@@ -865,8 +984,11 @@ def main() -> int:
 
     print(
         f"\nper post: {dict(post.requests)}; host item {post.item_bytes} B -> "
-        f"{post.write_units:.1f} write units; handler CPU {post.cpu_s * 1000:.1f} ms"
+        f"{post.write_units:.2f} write units; handler CPU {post.cpu_s * 1000:.1f} ms, of which"
+        f" {post.token_cpu_s * 1000:.1f} ms in the token's GetItem (every post here; priced"
+        " at the fleet token's rate below)"
     )
+    show_catalog(post)
     print(
         f"timestream, per post: {post.ts_records:.0f} records in {post.ts_calls:.0f} WriteRecords"
         f" calls; {post.ts_bytes:.0f} B stored ({post.ts_bytes / max(post.ts_records, 1):.0f} B"
@@ -964,8 +1086,9 @@ def main() -> int:
 
     print(
         f"\nbad sender, 5,000 new series a minute: per post {dict(bad.requests)}; host item "
-        f"{bad.item_bytes} B -> {bad.write_units:.0f} write units; reply {json.dumps(bad.reply)[:160]}"
+        f"{bad.item_bytes} B -> {bad.write_units:.2f} write units; reply {json.dumps(bad.reply)[:160]}"
     )
+    show_catalog(bad)
     bad_bill = host_month(bad, bad_ev, deploy, fleet)
     show_bill("the bad sender, a month:", bad_bill)
 

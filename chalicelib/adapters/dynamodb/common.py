@@ -156,13 +156,36 @@ def parse_scans_fast(client: DynamoDBClient) -> None:
 
 # What the Scan running on this thread leaves out of its pages' text (`scan_items`' `skip`).
 _skipping = threading.local()
+# The item-bearing member of each response the fast path takes, and its JSON type.
+_ITEMS: dict[str, tuple[str, type]] = {
+    "Scan": ("Items", list),
+    "GetItem": ("Item", dict),
+    "UpdateItem": ("Attributes", dict),
+}
+
+
+def parse_fast(client: DynamoDBClient) -> None:
+    """What `parse_scans_fast` does for Scan, for GetItem's `Item` and UpdateItem's
+    `Attributes` (idempotent): a post's UpdateItem returns the host's old item, which
+    botocore's parser would walk attribute by attribute. The Scan handler is registered
+    where a scan runs (`scan_decoded`)."""
+    for operation in ("GetItem", "UpdateItem"):
+        client.meta.events.register(
+            f"before-parse.dynamodb.{operation}",
+            _items_parsed_once,
+            unique_id=f"fleetpulse-fast-{operation}",
+        )
 
 
 def _items_parsed_once(
-    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+    response_dict: dict[str, Any],
+    customized_response_dict: dict[str, Any],
+    operation_model: Any = None,
+    **_: Any,
 ) -> None:
     if response_dict.get("status_code") != 200:
         return
+    member, kind = _ITEMS.get(getattr(operation_model, "name", "Scan"), _ITEMS["Scan"])
     body = response_dict.get("body")
     if not isinstance(body, bytes) or _BINARY.search(body):
         return
@@ -173,9 +196,9 @@ def _items_parsed_once(
         doc = json.loads(body)
     except ValueError:
         return  # botocore's parser says what is wrong with it
-    if not isinstance(doc, dict) or not isinstance(doc.get("Items"), list):
+    if not isinstance(doc, dict) or not isinstance(doc.get(member), kind):
         return
-    customized_response_dict["Items"] = doc.pop("Items")
+    customized_response_dict[member] = doc.pop(member)
     response_dict["body"] = json.dumps(doc).encode()
 
 
