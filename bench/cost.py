@@ -21,7 +21,11 @@ Measured in one run, on this machine:
 - the evaluation: the same host item copied `--fleet` times, one evaluation
   through the real adapters (botocore parses the Scan pages), CPU per host,
   and the Scan's read units;
-- a bad sender: 5,000 new series a minute, through the same path.
+- a bad sender: 5,000 new series a minute, through the same path;
+- CloudWatch Logs: what the handler writes to stdout/stderr (file descriptors 1 and 2,
+  which Lambda sends to the log group) over steady posts at the stage's
+  POWERTOOLS_LOG_LEVEL and metrics setting, plus Lambda's START/END/REPORT lines unless
+  `FLEETPULSE_PLATFORM_LOGS` leaves them out (`fleetpulse deploy finish`).
 
 Deploy settings come from `.chalice/config.json` and the CloudFormation
 template's defaults. Prices are us-east-1 list prices (table printed first).
@@ -114,7 +118,14 @@ PRICES = {
         0.30, "custom metric-month (first 10,000)", "aws.amazon.com/cloudwatch/pricing"
     ),
     "cw_put": Price(0.01 / 1000, "PutMetricData request", "aws.amazon.com/cloudwatch/pricing"),
+    "cw_logs_ingest": Price(
+        0.50, "GB of logs ingested (standard)", "aws.amazon.com/cloudwatch/pricing"
+    ),
+    "cw_logs_storage": Price(0.03, "GB-month of logs stored", "aws.amazon.com/cloudwatch/pricing"),
 }
+# CloudWatch Logs counts each event as its message's UTF-8 bytes plus 26 (PutLogEvents'
+# batch-size rule, docs.aws.amazon.com/AmazonCloudWatch/latest/logs/cloudwatch_limits_cwl.html).
+LOG_EVENT_OVERHEAD = 26
 # Round trips inside a region, added to the measured CPU time for the billed duration.
 LATENCY_S = {"dynamodb": 0.005, "timestream-write": 0.020, "sns": 0.010}
 
@@ -130,6 +141,10 @@ class Deploy:
     memory_retention_h: int
     magnetic_retention_d: int
     request_path: str  # "api-gateway" or "function-url"
+    platform_logs: bool = True  # Lambda's START/END/REPORT lines sent (its default)
+    log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
+    metrics: bool = True  # powertools' EMF line (POWERTOOLS_METRICS_DISABLED unset)
+    log_retention_d: int = 30  # the template's LogRetentionDays
 
 
 def deploy_settings() -> Deploy:
@@ -161,6 +176,11 @@ def deploy_settings() -> Deploy:
         memory_retention_h=int(params["MemoryStoreRetentionHours"]["Default"]),
         magnetic_retention_d=int(params["MagneticStoreRetentionDays"]["Default"]),
         request_path="function-url" if url else "api-gateway",
+        # `fleetpulse deploy finish` sets the API function's LoggingConfig from these.
+        platform_logs=env.get("FLEETPULSE_PLATFORM_LOGS", "false").lower() == "true",
+        log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"),
+        metrics=env.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
+        log_retention_d=int(params["LogRetentionDays"]["Default"]),
     )
 
 
@@ -417,6 +437,87 @@ def url_event(path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
     }
+
+
+def platform_lines(duration_ms: float, memory_mb: int, used_mb: int) -> list[str]:
+    """Lambda's text-format lines for one invocation (docs.aws.amazon.com/lambda/latest/dg/
+    monitoring-cloudwatchlogs.html, python-logging.html), a warm one (no Init Duration):
+    a request id is a 36-character UUID, the durations as Lambda prints them."""
+    rid = "8f5cd1a4-1c2b-4a6e-9d3f-0b7e2a9c4d11"
+    return [
+        f"START RequestId: {rid} Version: $LATEST",
+        f"END RequestId: {rid}",
+        f"REPORT RequestId: {rid}\tDuration: {duration_ms:.2f} ms\tBilled Duration:"
+        f" {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\tMax Memory Used:"
+        f" {used_mb} MB\t",
+    ]
+
+
+def event_bytes(lines: list[str]) -> int:
+    """What CloudWatch Logs counts for these events."""
+    return sum(len(line.encode()) + LOG_EVENT_OVERHEAD for line in lines)
+
+
+class CapturedOutput:
+    """Everything the process writes to file descriptors 1 and 2 (what Lambda's runtime
+    sends to the log group, one event a line) while inside the `with`."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __enter__(self) -> CapturedOutput:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = [os.dup(1), os.dup(2)]
+        os.dup2(self._file.fileno(), 1)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self._saved, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._file.seek(0)
+        self.lines = [line for line in self._file.read().decode().splitlines() if line]
+        self._file.close()
+
+
+@dataclass
+class LogFigures:
+    app_events: float  # a post
+    app_bytes: float  # a post, as CloudWatch Logs counts them
+    sample: list[str]
+    platform_bytes: int  # START, END, REPORT
+
+
+def measure_logs(stack: Stack, bodies: list[dict[str, Any]], deploy: Deploy) -> LogFigures:
+    """Posts `bodies` with the stage's logging settings (the rest of the run logs only
+    errors, metrics off) and takes what each post writes."""
+    import app
+
+    level = app.logger.log_level
+    app.logger.setLevel(deploy.log_level)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if deploy.metrics else "true"
+    events: list[int] = []
+    sizes: list[int] = []
+    sample: list[str] = []
+    try:
+        for body in bodies:
+            stack.now = stack.now + timedelta(minutes=1)
+            with CapturedOutput() as out:
+                status, reply, _ = stack.post(body)
+            if status != 202:
+                raise SystemExit(f"post answered {status}: {reply}")
+            events.append(len(out.lines))
+            sizes.append(event_bytes(out.lines))
+            sample = out.lines
+    finally:
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        app.logger.setLevel(level)
+    return LogFigures(statistics.fmean(events), statistics.fmean(sizes), sample, 0)
 
 
 class Stack:
@@ -752,6 +853,7 @@ def host_month(
     *,
     posts: int = POSTS_PER_MONTH,
     per_record_writes: bool = False,
+    log_bytes: float = 0.0,  # a post's CloudWatch Logs events
 ) -> dict[str, float]:
     p = PRICES
     gbs = p["lambda_arm64" if deploy.architecture == "arm64" else "lambda_x86_64"].usd
@@ -786,6 +888,14 @@ def host_month(
         "lambda invocations": posts * p["lambda_request"].usd,
         "lambda compute (ingest)": posts * post_lambda_s * memory_gb * gbs,
         "dynamodb writes (host item)": posts * post.write_units * p["ddb_write"].usd,
+        "cloudwatch logs (ingest)": posts * log_bytes / GB * p["cw_logs_ingest"].usd,
+        # Stored as ingested for LogRetentionDays (an upper bound: CloudWatch compresses).
+        "cloudwatch logs (storage)": posts
+        * log_bytes
+        / GB
+        * deploy.log_retention_d
+        / (HOURS_PER_MONTH / 24)
+        * p["cw_logs_storage"].usd,
         "dynamodb series catalog": posts
         * (
             post.catalog_read_units * p["ddb_read"].usd
@@ -936,7 +1046,9 @@ def main() -> int:
     print(
         f"\ndeploy defaults: API {deploy.memory_mb} MB, evaluate {deploy.eval_memory_mb} MB, "
         f"{deploy.architecture}, memory store {deploy.memory_retention_h} h, magnetic "
-        f"{deploy.magnetic_retention_d} d, requests via {deploy.request_path}"
+        f"{deploy.magnetic_retention_d} d, requests via {deploy.request_path}, logs at"
+        f" {deploy.log_level}, platform lines {'on' if deploy.platform_logs else 'off'},"
+        f" log retention {deploy.log_retention_d} d"
     )
     with tempfile.TemporaryDirectory() as tmp:
         body = agent_body(Path(tmp))
@@ -963,6 +1075,14 @@ def main() -> int:
             for i in range(args.compare_posts)
         ]
         checked_cpu, unchecked_cpu = compare_validation(stack, later, profile)
+        logged = measure_logs(
+            stack,
+            [
+                shifted(body, now_ms + (args.minutes + args.compare_posts + i + 1) * 60_000 - first)
+                for i in range(10)
+            ],
+            deploy,
+        )
         item = stack.host_item(body["host"])
         ev = run_evaluation(stack, item, args.fleet)
         bad_host = "statsd-storm.example.com"
@@ -1042,7 +1162,26 @@ def main() -> int:
         f" containers (cache {cache_s} s) {fleet.gets:.4f} GetItem {fleet.touches:.6f} UpdateItem"
         f" (measured for one host: {post.requests.get('dynamodb.GetItem(tokens)', 0):.2f} GetItem)"
     )
-    bill = host_month(post, ev, deploy, fleet)
+    waits = Counter(post.requests)
+    waits["dynamodb.GetItem(tokens)"] = fleet.gets
+    duration = lambda_seconds(post.cpu_s - post.token_cpu_s * (1 - fleet.gets), waits, deploy)
+    # Max Memory Used: three digits, as the API function's reports show at 256 MB
+    # (bench/rss.py: 24 to 74 MB of Python, plus the runtime's 30 to 40).
+    platform = platform_lines(duration * 1000, deploy.memory_mb, 100)
+    logged.platform_bytes = event_bytes(platform)
+    print(
+        f"cloudwatch logs, per post at POWERTOOLS_LOG_LEVEL={deploy.log_level}, metrics"
+        f" {'on' if deploy.metrics else 'off'} (measured over 10 posts): {logged.app_events:.1f}"
+        f" events, {logged.app_bytes:.0f} B from the handler (each event's bytes + 26);"
+        f" Lambda's START, END and REPORT lines {logged.platform_bytes} B"
+        f" ({', '.join(str(len(line)) for line in platform)} B + 3 x 26)"
+    )
+    for line in logged.sample:
+        print(f"  handler: {line}")
+    print(f"  platform: {platform[-1]!r}")
+    with_platform = logged.app_bytes + logged.platform_bytes
+    log_bytes = logged.app_bytes if not deploy.platform_logs else with_platform
+    bill = host_month(post, ev, deploy, fleet, log_bytes=log_bytes)
     show_bill(
         f"one host of {args.fleet_hosts}, one post a minute, a month (Timestream writes as"
         " documented):",
@@ -1050,7 +1189,16 @@ def main() -> int:
     )
     show_bill(
         "the same, one host alone (its token read on every post):",
-        host_month(post, ev, deploy, alone),
+        host_month(post, ev, deploy, alone, log_bytes=log_bytes),
+    )
+    loud = host_month(post, ev, deploy, fleet, log_bytes=with_platform)
+    quiet = host_month(post, ev, deploy, fleet, log_bytes=logged.app_bytes)
+    print(
+        f"  cloudwatch logs with Lambda's platform lines (FLEETPULSE_PLATFORM_LOGS=true):"
+        f" ingest ${loud['cloudwatch logs (ingest)']:.4f} storage"
+        f" ${loud['cloudwatch logs (storage)']:.4f}; without (the default):"
+        f" ingest ${quiet['cloudwatch logs (ingest)']:.4f} storage"
+        f" ${quiet['cloudwatch logs (storage)']:.4f}"
     )
     one_hour = host_month(post, ev, replace(deploy, memory_retention_h=1), fleet)
     print(
@@ -1067,10 +1215,11 @@ def main() -> int:
         replace(deploy, architecture="x86_64"),
         alone,
         per_record_writes=True,
+        log_bytes=with_platform,
     )
     print(
         "\nbefore (each record metered in whole KiB, x86_64, botocore validation on, the"
-        " token read every post) and now, a host-month:"
+        " token read every post, Lambda's platform lines) and now, a host-month:"
     )
     for name, usd in bill.items():
         print(f"  {name:<34} ${before[name]:9.4f} ${usd:9.4f}")
@@ -1089,7 +1238,8 @@ def main() -> int:
         f"{bad.item_bytes} B -> {bad.write_units:.2f} write units; reply {json.dumps(bad.reply)[:160]}"
     )
     show_catalog(bad)
-    bad_bill = host_month(bad, bad_ev, deploy, fleet)
+    # Its logs taken as a normal post's (not measured for it).
+    bad_bill = host_month(bad, bad_ev, deploy, fleet, log_bytes=log_bytes)
     show_bill("the bad sender, a month:", bad_bill)
 
     def ddb_and_eval(b: dict[str, float]) -> float:

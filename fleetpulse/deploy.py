@@ -470,6 +470,52 @@ def ensure_function_url(lambda_client: Any, function: str, stage: str) -> str:
     return str(url["FunctionUrl"])
 
 
+# POWERTOOLS_LOG_LEVEL -> Lambda's ApplicationLogLevel (TRACE, DEBUG, INFO, WARN, ERROR, FATAL).
+APPLICATION_LOG_LEVELS = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARN": "WARN",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "CRITICAL": "FATAL",
+}
+
+
+def logging_config(env: Mapping[str, str]) -> dict[str, str] | None:
+    """The API function's LoggingConfig for the stage, None to keep Lambda's default.
+
+    Unless `FLEETPULSE_PLATFORM_LOGS` is `true`, Lambda's own INFO lines (START, END and
+    REPORT: about 300 bytes an invocation, once per post) are not sent: JSON log format
+    with system logs at WARN. The app's logs are JSON already (powertools); their level
+    stays POWERTOOLS_LOG_LEVEL's, which Lambda then also applies (AWS_LAMBDA_LOG_LEVEL)."""
+    if env.get("FLEETPULSE_PLATFORM_LOGS", "false").lower() == "true":
+        return None
+    level = env.get("POWERTOOLS_LOG_LEVEL", "INFO").upper()
+    return {
+        "LogFormat": "JSON",
+        "SystemLogLevel": "WARN",
+        "ApplicationLogLevel": APPLICATION_LOG_LEVELS.get(level, "INFO"),
+    }
+
+
+def ensure_logging_config(
+    lambda_client: Any, function: str, wanted: Mapping[str, str], stage: str
+) -> bool:
+    """Sets the function's LoggingConfig to `wanted` (its log group kept); False when it
+    already was."""
+    try:
+        current = lambda_client.get_function_configuration(FunctionName=function)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        raise DeployError(
+            f"no function {function}: run `chalice deploy --stage {stage}` first"
+        ) from None
+    have = current.get("LoggingConfig", {})
+    if all(have.get(k) == v for k, v in wanted.items()):
+        return False
+    lambda_client.update_function_configuration(FunctionName=function, LoggingConfig=dict(wanted))
+    return True
+
+
 def finish(
     cloudformation: Any,
     lambda_client: Any,
@@ -498,9 +544,17 @@ def finish(
             f"stage {stage} publishes to {settings.alerts_topic_arn}, the stack's topic is"
             f" {topic}: run `fleetpulse --stage {stage} deploy config` and `chalice deploy`"
         )
-    if stage_environment(config, stage).get("FLEETPULSE_FUNCTION_URL", "").lower() == "true":
+    env = stage_environment(config, stage)
+    if env.get("FLEETPULSE_FUNCTION_URL", "").lower() == "true":
         url = ensure_function_url(lambda_client, f"fleetpulse-{stage}", stage)
         echo(f"function URL: {url} (the agents' url; API Gateway stays too)")
+    wanted = logging_config(env)
+    if wanted is not None:
+        changed = ensure_logging_config(lambda_client, f"fleetpulse-{stage}", wanted, stage)
+        echo(
+            f"logs: fleetpulse-{stage}: JSON, system logs at WARN (no START/END/REPORT lines),"
+            f" app logs at {wanted['ApplicationLogLevel']}" + ("" if changed else " (already)")
+        )
     queue = outputs["NotifyFailureQueueArn"]
     for request in event_invoke_configs(settings, queue):
         name = request["FunctionName"]

@@ -502,3 +502,140 @@ def test_finish_before_deploy_config_says_so(aws, chalice_dir):
     stub.add_response("describe_stacks", described("CREATE_COMPLETE", stack_outputs()))
     with stub, pytest.raises(DeployError, match="deploy config"):
         finish(client, None, None, stage="prod", stack="fleetpulse-prod", chalice_dir=chalice_dir)
+
+
+def lambda_stub() -> tuple[Any, Stubber]:
+    """A Lambda client whose requests and replies are checked against the service model."""
+    client = boto3.client("lambda", region_name=REGION)
+    return client, Stubber(client)
+
+
+def function_configuration(name: str, logging: dict[str, str]) -> dict[str, Any]:
+    return {
+        "FunctionName": name,
+        "FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+        "Runtime": "python3.11",
+        "Handler": "app.app",
+        "LoggingConfig": {**logging, "LogGroup": f"/aws/lambda/{name}"},
+    }
+
+
+def stub_finish_calls(stub: Stubber, logging: dict[str, str] | None) -> None:
+    """What finish asks Lambda up to its logging step: the function URL, then the API
+    function's configuration (`logging` its LoggingConfig; None: not asked)."""
+    stub.add_response(
+        "get_function_url_config",
+        {
+            "FunctionUrl": "https://abc.lambda-url.eu-west-1.on.aws/",
+            "FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fleetpulse-prod",
+            "AuthType": "NONE",
+            "CreationTime": "2026-11-21T09:00:00.000+0000",
+            "LastModifiedTime": "2026-11-21T09:00:00.000+0000",
+        },
+        {"FunctionName": "fleetpulse-prod"},
+    )
+    if logging is not None:
+        stub.add_response(
+            "get_function_configuration",
+            function_configuration("fleetpulse-prod", logging),
+            {"FunctionName": "fleetpulse-prod"},
+        )
+
+
+def stub_retries(stub: Stubber) -> None:
+    for handler in ("notify_slack", "notify_pagerduty"):
+        stub.add_response(
+            "put_function_event_invoke_config",
+            {},
+            {
+                "FunctionName": f"fleetpulse-prod-{handler}",
+                "MaximumRetryAttempts": ANY,
+                "MaximumEventAgeInSeconds": ANY,
+                "DestinationConfig": ANY,
+            },
+        )
+
+
+QUIET = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO"}
+DEFAULT_LOGS = {"LogFormat": "Text"}
+
+
+def run_finish(lam: Any, outputs: dict[str, str], chalice_dir: Path, said: list[str]) -> int:
+    client, stub = cloudformation()
+    stub.add_response("describe_stacks", described("UPDATE_COMPLETE", outputs))
+    with stub:
+        return finish(
+            client,
+            lam,
+            boto3.client("sns", region_name=REGION),
+            stage="prod",
+            stack="fleetpulse-prod",
+            chalice_dir=chalice_dir,
+            echo=said.append,
+        )
+
+
+def test_finish_stops_the_api_functions_platform_lines_once(aws, chalice_dir):
+    outputs = stack_outputs("prod")
+    configure_from_stack(outputs, "prod", chalice_dir)
+    chalice_deployed("prod", outputs["AlertsTopicArn"])
+    lam, stub = lambda_stub()
+    # First finish: Lambda's default (text, START/END/REPORT) becomes JSON with system
+    # logs at WARN, the app's at POWERTOOLS_LOG_LEVEL; only the API function is changed.
+    stub_finish_calls(stub, DEFAULT_LOGS)
+    stub.add_response(
+        "update_function_configuration",
+        function_configuration("fleetpulse-prod", QUIET),
+        {"FunctionName": "fleetpulse-prod", "LoggingConfig": QUIET},
+    )
+    stub_retries(stub)
+    # Second finish: the function already has it, no update.
+    stub_finish_calls(stub, QUIET)
+    stub_retries(stub)
+    said: list[str] = []
+    with stub:
+        assert run_finish(lam, outputs, chalice_dir, said) == 0
+        assert run_finish(lam, outputs, chalice_dir, said) == 0
+    stub.assert_no_pending_responses()
+    logs = [line for line in said if line.startswith("logs: ")]
+    assert logs == [
+        "logs: fleetpulse-prod: JSON, system logs at WARN (no START/END/REPORT lines),"
+        " app logs at INFO",
+        "logs: fleetpulse-prod: JSON, system logs at WARN (no START/END/REPORT lines),"
+        " app logs at INFO (already)",
+    ]
+
+
+def test_finish_follows_the_stages_log_level_and_keeps_platform_lines_when_asked(aws, chalice_dir):
+    outputs = stack_outputs("prod")
+    configure_from_stack(outputs, "prod", chalice_dir)
+    chalice_deployed("prod", outputs["AlertsTopicArn"])
+    config = json.loads((chalice_dir / "config.json").read_text())
+    config["stages"]["prod"]["environment_variables"]["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    (chalice_dir / "config.json").write_text(json.dumps(config))
+    lam, stub = lambda_stub()
+    # A log level of another spelling: Lambda's WARN, which is what powertools then logs at.
+    warn = {**QUIET, "ApplicationLogLevel": "WARN"}
+    stub_finish_calls(stub, QUIET)
+    stub.add_response(
+        "update_function_configuration",
+        function_configuration("fleetpulse-prod", warn),
+        {"FunctionName": "fleetpulse-prod", "LoggingConfig": warn},
+    )
+    stub_retries(stub)
+    said: list[str] = []
+    with stub:
+        assert run_finish(lam, outputs, chalice_dir, said) == 0
+    stub.assert_no_pending_responses()
+
+    # FLEETPULSE_PLATFORM_LOGS=true: Lambda's default is kept, the function not read.
+    config["stages"]["prod"]["environment_variables"]["FLEETPULSE_PLATFORM_LOGS"] = "true"
+    (chalice_dir / "config.json").write_text(json.dumps(config))
+    lam, stub = lambda_stub()
+    stub_finish_calls(stub, None)  # the function's configuration is not even read
+    stub_retries(stub)
+    said = []
+    with stub:
+        assert run_finish(lam, outputs, chalice_dir, said) == 0
+    stub.assert_no_pending_responses()
+    assert not [line for line in said if line.startswith("logs: ")]
