@@ -7,6 +7,7 @@ adapters, use-cases). Nothing here creates an AWS client at import.
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -58,6 +59,32 @@ logger = Logger(service="fleetpulse")
 metrics = Metrics(namespace="fleetpulse", service="fleetpulse")
 
 
+# An HTTP function's metrics go out at most once a minute per container (one EMF line
+# carrying every post's values), not once a post: at one post a minute per host, a line a
+# post was CloudWatch Logs' bill. Scheduled and event functions publish each run.
+METRICS_FLUSH_SECONDS = float(os.environ.get("FLEETPULSE_METRICS_FLUSH_SECONDS", "60"))
+_last_flush = [time.monotonic()]
+
+
+def metrics_due(http: bool, now: float) -> bool:
+    """Whether this invocation publishes what the container's metrics hold."""
+    if not http or now - _last_flush[0] >= METRICS_FLUSH_SECONDS:
+        _last_flush[0] = now
+        return True
+    return False
+
+
+def publish_metrics(event: Any, get_response: Any) -> Any:
+    """Publish the metrics after the handler (powertools also publishes a metric's values
+    by itself once it holds 100, so a busy container's memory stays bounded). What a
+    container holds when Lambda retires it is lost: at most a minute of its counts."""
+    try:
+        return get_response(event)
+    finally:
+        if metrics_due(isinstance(event, Request), time.monotonic()) and metrics.metric_set:
+            metrics.flush_metrics()
+
+
 def drop_unpublished_metrics(event: Any, get_response: Any) -> Any:
     # With POWERTOOLS_METRICS_DISABLED (tests, the local stack) log_metrics does
     # not flush, and values would pile up in this long-lived object. Registered
@@ -75,7 +102,7 @@ app.register_middleware(drop_unpublished_metrics, "all")
 app.register_middleware(
     ConvertToMiddleware(logger.inject_lambda_context(clear_state=True, log_event=False))
 )
-app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(publish_metrics, "all")
 
 
 @app.middleware("http")

@@ -277,8 +277,15 @@ def test_tokens_never_reach_the_logs(api, capsys, caplog):
     assert "fp_" not in logged
 
 
+def emf_blobs(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
 def test_metrics_count_points_and_statuses(api, fleet_token, capsys, monkeypatch):
+    import app
+
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setattr(app, "METRICS_FLUSH_SECONDS", 0.0)  # a line each request
     body = contract_body()
     body["points"].append({"measurement": "cpu", "time": 1, "fields": {"x": 1}})
     api.post("/v1/ingest", body, token=fleet_token)
@@ -292,6 +299,29 @@ def test_metrics_count_points_and_statuses(api, fleet_token, capsys, monkeypatch
     assert blobs[0]["PointsRejected"] == [1.0]
     assert blobs[0]["Status202"] == [1.0]
     assert blobs[1]["Status401"] == [1.0]
+
+
+def test_metrics_go_out_once_a_minute_with_every_posts_values(
+    api, fleet_token, capsys, monkeypatch
+):
+    import app
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    clock = [1_000.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    app._last_flush[0] = clock[0]
+    for _ in range(3):
+        clock[0] += 10
+        api.post("/v1/ingest", contract_body(), token=fleet_token)
+    assert emf_blobs(capsys.readouterr().out) == []  # held: under a minute since the last
+    clock[0] += 31
+    api.post("/v1/ingest", contract_body(), token=fleet_token)
+    (blob,) = emf_blobs(capsys.readouterr().out)
+    assert blob["Status202"] == [1.0] * 4
+    assert blob["PointsAccepted"] == [blob["PointsAccepted"][0]] * 4
+    clock[0] += 1
+    api.post("/v1/ingest", contract_body(), token=fleet_token)
+    assert emf_blobs(capsys.readouterr().out) == []  # the next minute starts afresh
 
 
 json_bodies = json_documents(max_text=10, max_list=3, max_leaves=25)
