@@ -47,7 +47,7 @@ from chalicelib.core.heartbeats import (
     host_status,
 )
 from chalicelib.core.history_rules import HistoryValues
-from chalicelib.core.hosts import HostState
+from chalicelib.core.hosts import HostState, rule_value
 from chalicelib.core.instants import iso, ms_of_instant
 from chalicelib.core.matchers import matches_all
 from chalicelib.core.models import EventStatus
@@ -342,16 +342,10 @@ def _thresholds(
         rules = by_measurement.get(s.measurement)
         if rules is None:
             continue
-        fields = s.fields
         for rule in rules:
-            value = fields.get(rule.field)
-            if value is None or value.__class__ is bool:
+            value = rule_value(rule, s.fields)
+            if value is None:
                 continue
-            if rule.divide_by is not None:
-                divisor = fields.get(rule.divide_by)
-                if not divisor or divisor.__class__ is bool:
-                    continue
-                value = value / divisor
             if rule.matchers and not matches_all(rule.matchers, s.tags, h.tags, host_names):
                 continue
             # The alert id is built only when it can matter: most hosts have no alert.
