@@ -121,12 +121,16 @@ class Services:
     @cached_property
     def host_store(self) -> HostStore:
         from chalicelib.adapters.dynamodb import DynamoDBHostStore
+        from chalicelib.adapters.dynamodb.common import SCAN_THROTTLE_PATIENCE_S
 
+        # The hosts table is provisioned by default: its fleet Scan waits out a refusal
+        # for capacity rather than failing the minute's evaluation.
         return DynamoDBHostStore(
             self.clients.get("dynamodb"),
             self.settings.hosts_table,
             self.settings.series_table,
             self.settings.scan_segments,
+            SCAN_THROTTLE_PATIENCE_S,
         )
 
     @cached_property

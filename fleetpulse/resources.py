@@ -3,8 +3,9 @@
 `infra/cloudformation/fleetpulse.yaml` is the one definition: CloudFormation creates it in
 AWS; here `fleetpulse.cfn` evaluates it for a stage's settings and each resource type is
 turned into the API calls that create the same thing on the embedded AWS of the local
-stack and of the tests (moto). So the tables, keys, TTLs, topic, subscriptions and queue
-the code runs against locally are the ones it gets in the cloud.
+stack and of the tests (moto). So the tables, keys, TTLs, capacity and its auto scaling,
+topic, subscriptions and queue the code runs against locally are the ones it gets in the
+cloud.
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ def stack_parameters(settings: Settings) -> dict[str, str]:
 
 
 def stack(
-    settings: Settings, pseudo: Mapping[str, str | Callable[[], str]] | None = None
+    settings: Settings,
+    pseudo: Mapping[str, str | Callable[[], str]] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> cfn.Stack:
-    """The template evaluated for `settings`' stage."""
+    """The template evaluated for `settings`' stage (`parameters`: others given, as to
+    `deploy stack`)."""
     return cfn.Stack(
         cfn.load(),
-        stack_parameters(settings),
+        {**stack_parameters(settings), **(parameters or {})},
         {
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
@@ -103,9 +107,12 @@ def _tables(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def create_all(settings: Settings, clients: Any) -> StackOutputs:
+def create_all(
+    settings: Settings, clients: Any, parameters: Mapping[str, str] | None = None
+) -> StackOutputs:
     """Create every resource of the template for `settings`' stage (idempotent); return the
-    stack's outputs, as CloudFormation would report them.
+    stack's outputs, as CloudFormation would report them. `parameters`: template
+    parameters beside those the settings give (HostsTableBillingMode, say).
 
     Raises `cfn.TemplateError` when a name the settings use is not the one the template
     gives (a FLEETPULSE_*_TABLE override, say): the app would look for what was not made.
@@ -117,6 +124,7 @@ def create_all(settings: Settings, clients: Any) -> StackOutputs:
             "AWS::Region": region,
             "AWS::AccountId": lambda: str(clients.get("sts").get_caller_identity()["Account"]),
         },
+        parameters,
     )
     created: dict[str, cfn.Created] = {}
     for name, kind, props in s.resources():
@@ -173,14 +181,32 @@ def _create_table_request(props: Mapping[str, Any]) -> dict[str, Any]:
         "SSESpecification",
         "TableClass",
     )
-    return {k: props[k] for k in keys if k in props}
+    request = {k: props[k] for k in keys if k in props}
+    # CloudFormation takes numbers from parameters as strings; the API takes numbers.
+    if "ProvisionedThroughput" in request:
+        request["ProvisionedThroughput"] = _units(request["ProvisionedThroughput"])
+    if "GlobalSecondaryIndexes" in request:
+        request["GlobalSecondaryIndexes"] = [
+            {**index, "ProvisionedThroughput": _units(index["ProvisionedThroughput"])}
+            if "ProvisionedThroughput" in index
+            else index
+            for index in request["GlobalSecondaryIndexes"]
+        ]
+    return request
+
+
+def _units(throughput: Mapping[str, Any]) -> dict[str, int]:
+    return {k: int(v) for k, v in throughput.items()}
 
 
 def _dynamodb_table(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
     dynamodb = clients.get("dynamodb")
     name = props["TableName"]
-    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-        dynamodb.create_table(**_create_table_request(props))
+    request = _create_table_request(props)
+    try:
+        dynamodb.create_table(**request)
+    except dynamodb.exceptions.ResourceInUseException:
+        _update_billing(dynamodb, request)
     ttl = props.get("TimeToLiveSpecification")
     if ttl is not None:
         status = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -198,6 +224,75 @@ def _dynamodb_table(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
     if "LatestStreamArn" in table:
         attributes["StreamArn"] = table["LatestStreamArn"]
     return cfn.Created(name, attributes)
+
+
+def _update_billing(dynamodb: Any, request: Mapping[str, Any]) -> None:
+    """An existing table put in the template's capacity mode, as a stack update would."""
+    table = dynamodb.describe_table(TableName=request["TableName"])["Table"]
+    mode = request.get("BillingMode", "PROVISIONED")
+    if table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED") == mode:
+        return  # the units are auto scaling's to move, as CloudFormation leaves them
+    update: dict[str, Any] = {"TableName": request["TableName"], "BillingMode": mode}
+    if mode == "PROVISIONED":
+        update["ProvisionedThroughput"] = request["ProvisionedThroughput"]
+        update["GlobalSecondaryIndexUpdates"] = [
+            {
+                "Update": {
+                    "IndexName": index["IndexName"],
+                    "ProvisionedThroughput": index["ProvisionedThroughput"],
+                }
+            }
+            for index in request.get("GlobalSecondaryIndexes", [])
+        ] or None
+    dynamodb.update_table(**{k: v for k, v in update.items() if v is not None})
+
+
+def _scalable_target(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
+    """RegisterScalableTarget (it creates or updates). No RoleARN: the service-linked role."""
+    scaling = clients.get("application-autoscaling")
+    target = _target(props)
+    request: dict[str, Any] = {
+        **target,
+        "MinCapacity": int(props["MinCapacity"]),
+        "MaxCapacity": int(props["MaxCapacity"]),
+    }
+    if "RoleARN" in props:
+        request["RoleARN"] = props["RoleARN"]
+    scaling.register_scalable_target(**request)
+    # Ref: CloudFormation's id of a scalable target, `resource|dimension|namespace`.
+    ref = "|".join(target[k] for k in ("ResourceId", "ScalableDimension", "ServiceNamespace"))
+    return cfn.Created(ref, {"Id": ref})
+
+
+def _scaling_policy(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
+    """PutScalingPolicy (it creates or updates the policy of that name)."""
+    scaling = clients.get("application-autoscaling")
+    if "ScalingTargetId" in props:
+        resource, dimension, namespace = str(props["ScalingTargetId"]).split("|")
+        target = {
+            "ServiceNamespace": namespace,
+            "ResourceId": resource,
+            "ScalableDimension": dimension,
+        }
+    else:
+        target = _target(props)
+    request: dict[str, Any] = {
+        **target,
+        "PolicyName": props["PolicyName"],
+        "PolicyType": props["PolicyType"],
+    }
+    tracking = props.get("TargetTrackingScalingPolicyConfiguration")
+    if tracking is not None:
+        request["TargetTrackingScalingPolicyConfiguration"] = {
+            **tracking,
+            "TargetValue": float(tracking["TargetValue"]),
+        }
+    arn = scaling.put_scaling_policy(**request)["PolicyARN"]
+    return cfn.Created(arn, {"Arn": arn})
+
+
+def _target(props: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(props[k]) for k in ("ServiceNamespace", "ResourceId", "ScalableDimension")}
 
 
 def _timestream_database(clients: Any, props: Mapping[str, Any]) -> cfn.Created:
@@ -323,6 +418,8 @@ def _attribute(value: Any) -> str:
 
 CREATORS: dict[str, Callable[[Any, Mapping[str, Any]], cfn.Created]] = {
     "AWS::DynamoDB::Table": _dynamodb_table,
+    "AWS::ApplicationAutoScaling::ScalableTarget": _scalable_target,
+    "AWS::ApplicationAutoScaling::ScalingPolicy": _scaling_policy,
     "AWS::Timestream::Database": _timestream_database,
     "AWS::Timestream::Table": _timestream_table,
     "AWS::SNS::Topic": _sns_topic,

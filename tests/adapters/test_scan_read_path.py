@@ -403,3 +403,90 @@ def test_a_scan_without_the_ring_parses_pages_without_it(endpoint, monkeypatch):
     parsed.clear()
     assert all(h.history for h in store.scan(history=True))
     assert all(b'"h#' in body for body in parsed if b'"Items"' in body)
+
+
+def single_attempt_client(endpoint: ScanEndpoint) -> Any:
+    """A client that makes each request once (botocore retries nothing, waits nothing):
+    what is retried below is the adapter's own doing."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=endpoint.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def pauses(monkeypatch) -> list[float]:
+    """The adapter's pauses between refused pages, recorded instead of slept."""
+    from types import SimpleNamespace
+
+    from chalicelib.adapters.dynamodb import common
+
+    seen: list[float] = []
+    monkeypatch.setattr(common, "time", SimpleNamespace(sleep=seen.append))
+    return seen
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+def test_a_page_refused_for_capacity_is_waited_out_from_the_same_key(
+    endpoint, raw_items, pauses, code
+):
+    client = single_attempt_client(endpoint)
+    store = DynamoDBHostStore(client, "t", scan_patience_s=20.0)
+    expected = [h.host for h in snapshots(store, history=True)]
+    assert expected == [item["host"]["S"] for item in raw_items]
+    endpoint.requests.clear()
+    # The third page is refused four times (a provisioned table past its burst).
+    endpoint.faults = []
+    original = endpoint.answer
+    calls = {"n": 0}
+
+    def third_page_refused(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        calls["n"] += 1
+        if 3 <= calls["n"] <= 6:
+            with endpoint.lock:
+                endpoint.requests.append(body)
+            return 400, {"__type": PREFIX + code, "message": "throughput exceeded (served)"}
+        return original(body)
+
+    endpoint.answer = third_page_refused  # type: ignore[method-assign]
+    assert [h.host for h in snapshots(store, history=True)] == expected
+    assert pauses == [0.5, 1.0, 2.0, 4.0]
+    keys = [r.get("ExclusiveStartKey") for r in endpoint.requests]
+    assert keys[2:7] == [{"host": {"S": "host-007"}}] * 5  # the same page, asked again
+    assert len(endpoint.requests) == -(-HOSTS // 4) + 4
+
+
+def test_refusals_past_the_patience_are_backend_unavailable(endpoint, pauses):
+    endpoint.faults = [(400, "ProvisionedThroughputExceededException")] * 100
+    store = DynamoDBHostStore(single_attempt_client(endpoint), "t", scan_patience_s=4.0)
+    with pytest.raises(
+        BackendUnavailable, match="hosts table: ProvisionedThroughputExceededException$"
+    ):
+        store.scan()
+    assert pauses == [0.5, 1.0, 2.0, 0.5]  # 4 s in all, the last pause cut to fit
+    assert len(endpoint.requests) == 5
+
+
+def test_only_refusals_for_capacity_are_waited_out(endpoint, pauses):
+    endpoint.faults = [(500, "InternalServerError")]
+    store = DynamoDBHostStore(single_attempt_client(endpoint), "t", scan_patience_s=20.0)
+    with pytest.raises(BackendUnavailable, match="hosts table: InternalServerError$"):
+        store.scan()
+    assert pauses == []
+    assert len(endpoint.requests) == 1
+
+
+def test_the_app_s_host_store_waits_out_a_provisioned_table_s_refusals():
+    from chalicelib.adapters.dynamodb.common import SCAN_THROTTLE_PATIENCE_S
+    from chalicelib.wiring import Services
+
+    store = Services(Settings.from_env({}), AwsClients("us-east-1")).host_store
+    assert isinstance(store, DynamoDBHostStore)
+    assert store.scan_patience_s == SCAN_THROTTLE_PATIENCE_S > 0

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,9 @@ def test_local_creation_makes_the_tables_the_adapters_use(aws):
             (k["AttributeName"], k["KeyType"], types[k["AttributeName"]])
             for k in table["KeySchema"]
         ] == key, short
-        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        # Every host writes its item once a minute: the one table on provisioned capacity.
+        billing = "PROVISIONED" if short == "hosts" else "PAY_PER_REQUEST"
+        assert table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED") == billing
         backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])
         pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
         assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -85,6 +88,105 @@ def test_local_creation_makes_the_tables_the_adapters_use(aws):
             assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
         else:  # only the ledger's items carry an expiry attribute
             assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+
+HOSTS_SCALING = {
+    ("table/fleetpulse-dev-hosts", "dynamodb:table:WriteCapacityUnits"): (5, 10_000),
+    ("table/fleetpulse-dev-hosts", "dynamodb:table:ReadCapacityUnits"): (5, 10_000),
+    ("table/fleetpulse-dev-hosts/index/instance_id", "dynamodb:index:WriteCapacityUnits"): (
+        5,
+        10_000,
+    ),
+    ("table/fleetpulse-dev-hosts/index/instance_id", "dynamodb:index:ReadCapacityUnits"): (
+        5,
+        10_000,
+    ),
+}
+
+
+def scaling_of(clients: AwsClients) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """The hosts table's scalable targets ((resource, dimension) -> (min, max)) and their
+    target tracking policies ((resource, dimension) -> (metric, target))."""
+    scaling = clients.get("application-autoscaling")
+    targets = {
+        (t["ResourceId"], t["ScalableDimension"]): (t["MinCapacity"], t["MaxCapacity"])
+        for t in scaling.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"]
+    }
+    policies = {
+        (p["ResourceId"], p["ScalableDimension"]): (
+            p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+                "PredefinedMetricType"
+            ],
+            p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"],
+        )
+        for p in scaling.describe_scaling_policies(ServiceNamespace="dynamodb")["ScalingPolicies"]
+        if p["PolicyType"] == "TargetTrackingScaling"
+    }
+    return targets, policies
+
+
+def test_the_hosts_table_is_provisioned_and_auto_scaled_by_default(aws):
+    clients = AwsClients(region="us-east-1")
+    create_all(Settings.from_env({}), clients)
+    table = clients.get("dynamodb").describe_table(TableName="fleetpulse-dev-hosts")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    units = table["ProvisionedThroughput"]
+    assert (units["ReadCapacityUnits"], units["WriteCapacityUnits"]) == (5, 5)
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "instance_id"
+    index_units = index["ProvisionedThroughput"]
+    assert (index_units["ReadCapacityUnits"], index_units["WriteCapacityUnits"]) == (5, 5)
+
+    targets, policies = scaling_of(clients)
+    assert targets == HOSTS_SCALING
+    assert policies == {
+        key: (
+            "DynamoDBWriteCapacityUtilization"
+            if key[1].endswith("WriteCapacityUnits")
+            else "DynamoDBReadCapacityUtilization",
+            70.0,
+        )
+        for key in HOSTS_SCALING
+    }
+
+    # Again, with other bounds and target: updated in place, nothing duplicated.
+    create_all(
+        Settings.from_env({}),
+        clients,
+        {"HostsWriteCapacityMax": "2000", "HostsTargetUtilization": "50"},
+    )
+    targets, policies = scaling_of(clients)
+    assert targets[("table/fleetpulse-dev-hosts", "dynamodb:table:WriteCapacityUnits")] == (
+        5,
+        2000,
+    )
+    assert len(targets) == len(policies) == 4
+    assert {target for _, target in policies.values()} == {50.0}
+
+
+def test_an_on_demand_hosts_table_has_no_auto_scaling(aws):
+    clients = AwsClients(region="us-east-1")
+    create_all(Settings.from_env({}), clients, {"HostsTableBillingMode": "PAY_PER_REQUEST"})
+    table = clients.get("dynamodb").describe_table(TableName="fleetpulse-dev-hosts")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert scaling_of(clients) == ({}, {})
+    # A later stack in the provisioned mode switches the same table over.
+    create_all(Settings.from_env({}), clients)
+    table = clients.get("dynamodb").describe_table(TableName="fleetpulse-dev-hosts")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 5
+    assert scaling_of(clients)[0] == HOSTS_SCALING
+
+
+def test_capacity_parameters_are_checked_as_cloudformation_checks_them():
+    template = cfn.load()
+    for name, bad in (
+        ("HostsTableBillingMode", "ON_DEMAND"),
+        ("HostsTargetUtilization", "95"),
+        ("HostsWriteCapacityMin", "0"),
+    ):
+        with pytest.raises(cfn.TemplateError, match=name):
+            cfn.resolve_parameters(template["Parameters"], {name: bad})
 
 
 def test_local_creation_makes_the_store_topic_email_and_failure_queue(aws):

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +40,15 @@ _DDB_SMALLEST = 1e-130
 _DDB_LARGEST = 9.9e125
 # How much of an unreadable item or a transport error goes into a log line or a reason.
 _SHOWN = 500
+# A Scan page refused for capacity (a provisioned table past its units and its burst) is
+# asked for again after a pause, beyond botocore's own retries, for up to this long in
+# all per segment: the minute's evaluation reads late rather than not at all.
+SCAN_THROTTLE_PATIENCE_S = 20.0
+_FIRST_PAUSE_S = 0.5
+_LONGEST_PAUSE_S = 5.0
+_THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 
 
 def to_item(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,21 +220,48 @@ def scan_items(
     stop: threading.Event | None = None,
     *,
     skip: re.Pattern[bytes] | None = None,
+    patience_s: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
     """Every item of `table` (or of one `(Segment, TotalSegments)` of it), page after
     page, as the low-level client returns them. `stop` ends it between pages.
 
+    A page refused for capacity beyond botocore's retries is asked for again, from the
+    same key, after pauses that double from half a second (at most 5 s), up to
+    `patience_s` in all (the hosts table's readers: SCAN_THROTTLE_PATIENCE_S).
+
     `skip`: text the fast path cuts out of each page before parsing it, for attributes
     the reader would pass over anyway (what it matches must be whole attributes, with
     their separating comma). Where the fast path does not run, they are parsed as before."""
+    from botocore.exceptions import ClientError
+
     parse_scans_fast(client)
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent}
     if segment is not None:
         kwargs["Segment"], kwargs["TotalSegments"] = segment
+    waited, pause = 0.0, _FIRST_PAUSE_S
     while stop is None or not stop.is_set():
         _skipping.pattern = skip  # botocore calls the handler on this thread
         try:
             page = client.scan(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) not in _THROTTLED or waited >= patience_s:
+                raise
+            pause = min(pause, patience_s - waited)
+            logger.warning(
+                "scan throttled; asking for the page again",
+                extra={
+                    "table": table,
+                    "segment": segment,
+                    "pause_s": pause,
+                    "code": error_code(exc),
+                },
+            )
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, _LONGEST_PAUSE_S)
+            continue
         finally:
             _skipping.pattern = None
         # Handed over one at a time and let go once decoded: a page in flight per
@@ -248,8 +285,9 @@ def scan_decoded(
     *,
     segments: int = 1,
     skip: re.Pattern[bytes] | None = None,
+    patience_s: float = 0.0,
 ) -> list[T]:
-    """Every item of `table`, decoded (`skip`: see `scan_items`). An item that cannot be read is logged and
+    """Every item of `table`, decoded (`skip`, `patience_s`: see `scan_items`). An item that cannot be read is logged and
     skipped (one bad item must not stop an evaluation); a table that cannot be
     read is BackendUnavailable.
 
@@ -264,9 +302,18 @@ def scan_decoded(
     with _collector_paused():
         if segments == 1:
             with backend(what):
-                items = scan_items(client, table, consistent, skip=skip)
+                items = scan_items(client, table, consistent, skip=skip, patience_s=patience_s)
                 return _decoded(items, what, decode)
-        return _segmented(client, table, what, decode, consistent, segments=segments, skip=skip)
+        return _segmented(
+            client,
+            table,
+            what,
+            decode,
+            consistent,
+            segments=segments,
+            skip=skip,
+            patience_s=patience_s,
+        )
 
 
 @contextlib.contextmanager
@@ -296,6 +343,7 @@ def _segmented(
     *,
     segments: int,
     skip: re.Pattern[bytes] | None,
+    patience_s: float,
 ) -> list[T]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -303,7 +351,15 @@ def _segmented(
 
     def one(segment: int) -> list[T]:
         try:
-            items = scan_items(client, table, consistent, (segment, segments), stop, skip=skip)
+            items = scan_items(
+                client,
+                table,
+                consistent,
+                (segment, segments),
+                stop,
+                skip=skip,
+                patience_s=patience_s,
+            )
             return _decoded(items, what, decode)
         except BaseException:
             stop.set()
