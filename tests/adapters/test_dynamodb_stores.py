@@ -361,3 +361,53 @@ def test_what_an_older_layout_left_in_the_item_goes_with_the_next_post(aws_servi
     )
     store.record(update(seen_at=NOW + timedelta(minutes=2)))
     assert calls == ["u"]  # once done, a post is one request again
+
+
+def test_the_catalog_is_stored_compressed_and_an_older_layout_still_reads(aws_services):
+    import json
+    import zlib
+
+    from chalicelib.core.hosts import host_update
+
+    store = aws_services.host_store
+    client = aws_services.clients.get("dynamodb")
+    table = aws_services.settings.series_table
+    store.record(host_update(agent_post(NOW, extra=True), NOW))
+    item = client.get_item(TableName=table, Key={"host": {"S": "web-1"}})["Item"]
+    assert set(item) == {"host", "z"}
+    packed = item["z"]["B"]
+    entries = json.loads(zlib.decompress(packed))
+    unpacked = len(json.dumps(entries, separators=(",", ":")))
+    assert len(packed) < unpacked * 0.6  # names, tags and fields repeat
+    assert sorted(e["m"] for e in entries.values()) == ["cpu", "disk", "disk", "memory"]
+    expected = store.catalog("web-1")
+    assert [(e.measurement, e.tags) for e in expected] == [
+        ("cpu", {"cpu": "total"}),
+        ("disk", {"mount": "/"}),
+        ("disk", {"mount": "/data"}),
+        ("memory", {}),
+    ]
+    # An item of the older layout (the map `s`, uncompressed) reads the same.
+    client.put_item(
+        TableName=table,
+        Item={
+            "host": {"S": "web-1"},
+            "s": {
+                "M": {
+                    key: {
+                        "M": {
+                            "m": {"S": e["m"]},
+                            "tags": {"M": {k: {"S": v} for k, v in e["tags"].items()}},
+                            "f": {"L": [{"S": f} for f in e["f"]]},
+                            "t": {"N": str(e["t"])},
+                        }
+                    }
+                    for key, e in entries.items()
+                }
+            },
+        },
+    )
+    assert store.catalog("web-1") == expected
+    # One that does not unpack is an empty catalog, not a failed page.
+    client.put_item(TableName=table, Item={"host": {"S": "web-1"}, "z": {"B": b"not zlib"}})
+    assert store.catalog("web-1") == []
