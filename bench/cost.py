@@ -18,9 +18,12 @@ Measured in one run, on this machine:
   and off, alternating post by post (`--profile` adds the handler's cProfile);
 - the fleet token: its reads modelled for `--fleet-hosts` sharing it over
   `--containers` warm containers, beside one host alone;
-- the evaluation: the same host item copied `--fleet` times, one evaluation
-  through the real adapters (botocore parses the Scan pages), CPU per host,
-  and the Scan's read units;
+- the hosts table's capacity: in the template's default mode (provisioned with auto
+  scaling at its target utilization, the minimums amortized over `--fleet-hosts`) and
+  on demand;
+- the evaluation: the same host item copied `--fleet` and three times as many times,
+  evaluations through the real adapters (botocore parses the Scan pages), the CPU
+  per host added, and the Scan's read units;
 - a bad sender: 5,000 new series a minute, through the same path;
 - CloudWatch Logs: what the handler writes to stdout/stderr (file descriptors 1 and 2,
   which Lambda sends to the log group) over steady posts at the stage's
@@ -37,6 +40,7 @@ template's defaults. Prices are us-east-1 list prices (table printed first).
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import json
 import math
@@ -113,6 +117,12 @@ PRICES = {
     "ddb_read": Price(
         0.125 / 1e6, "on-demand read unit", "aws.amazon.com/dynamodb/pricing/on-demand"
     ),
+    "ddb_wcu_hour": Price(
+        0.00065, "provisioned write unit-hour", "aws.amazon.com/dynamodb/pricing/provisioned"
+    ),
+    "ddb_rcu_hour": Price(
+        0.00013, "provisioned read unit-hour", "aws.amazon.com/dynamodb/pricing/provisioned"
+    ),
     "ddb_storage": Price(0.25, "GB-month of table storage", "aws.amazon.com/dynamodb/pricing"),
     "cw_metric": Price(
         0.30, "custom metric-month (first 10,000)", "aws.amazon.com/cloudwatch/pricing"
@@ -145,6 +155,64 @@ class Deploy:
     log_level: str = "INFO"  # POWERTOOLS_LOG_LEVEL
     metrics: bool = True  # powertools' EMF line (POWERTOOLS_METRICS_DISABLED unset)
     log_retention_d: int = 30  # the template's LogRetentionDays
+    hosts_billing: str = "PAY_PER_REQUEST"  # the template's HostsTableBillingMode
+    hosts_target: float = 70.0  # HostsTargetUtilization, percent
+    hosts_write_min: int = 5  # HostsWriteCapacityMin (the table's and its index's)
+    hosts_read_min: int = 5  # HostsReadCapacityMin
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The hosts table's capacity per host-month, for one host of `hosts`.
+
+    Provisioned with target tracking: auto scaling keeps the provisioned units at the
+    fleet's steady use divided by the target utilization, never under the minimum; the
+    index (keys only) is written once per new host, so it sits at its minimums, which
+    the fleet shares. On demand: every unit at its request price."""
+
+    billing: str
+    hosts: int
+    target: float
+    write_min: int
+    read_min: int
+
+    @classmethod
+    def of(cls, deploy: Deploy, hosts: int) -> Capacity:
+        return cls(
+            deploy.hosts_billing,
+            hosts,
+            deploy.hosts_target,
+            deploy.hosts_write_min,
+            deploy.hosts_read_min,
+        )
+
+    @property
+    def provisioned(self) -> bool:
+        return self.billing == "PROVISIONED"
+
+    def _units(self, per_minute: float, floor: int) -> float:
+        """A host's share of the provisioned units for `per_minute` units a minute each."""
+        fleet = self.hosts * per_minute / 60 / (self.target / 100)
+        return max(float(floor), fleet) / self.hosts
+
+    def writes(self, units_per_post: float) -> float:
+        if not self.provisioned:
+            return POSTS_PER_MONTH * units_per_post * PRICES["ddb_write"].usd
+        units = self._units(units_per_post, self.write_min)
+        return units * HOURS_PER_MONTH * PRICES["ddb_wcu_hour"].usd
+
+    def scan_reads(self, units_per_evaluation: float) -> float:
+        if not self.provisioned:
+            return EVALUATIONS_PER_MONTH * units_per_evaluation * PRICES["ddb_read"].usd
+        units = self._units(units_per_evaluation, self.read_min)
+        return units * HOURS_PER_MONTH * PRICES["ddb_rcu_hour"].usd
+
+    def index_floor(self) -> float:
+        if not self.provisioned:
+            return 0.0
+        hourly = self.write_min * PRICES["ddb_wcu_hour"].usd
+        hourly += self.read_min * PRICES["ddb_rcu_hour"].usd
+        return hourly * HOURS_PER_MONTH / self.hosts
 
 
 def deploy_settings() -> Deploy:
@@ -181,6 +249,10 @@ def deploy_settings() -> Deploy:
         log_level=env.get("POWERTOOLS_LOG_LEVEL", "INFO"),
         metrics=env.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
         log_retention_d=int(params["LogRetentionDays"]["Default"]),
+        hosts_billing=str(params["HostsTableBillingMode"]["Default"]),
+        hosts_target=float(params["HostsTargetUtilization"]["Default"]),
+        hosts_write_min=int(params["HostsWriteCapacityMin"]["Default"]),
+        hosts_read_min=int(params["HostsReadCapacityMin"]["Default"]),
     )
 
 
@@ -266,6 +338,8 @@ def item_size(item: dict[str, Any]) -> int:
             return 3 + sum(size(x) + 1 for x in inner)
         if kind == "SS":
             return sum(len(s.encode()) for s in inner)
+        if kind == "B":  # its raw bytes (boto3 hands them over decoded)
+            return len(inner) if isinstance(inner, bytes) else len(base64.b64decode(inner))
         raise ValueError(kind)
 
     return sum(len(k.encode()) + size(v) for k, v in item.items())
@@ -758,36 +832,46 @@ class EvalFigures:
 
 
 def run_evaluation(stack: Stack, item: dict[str, Any], fleet: int) -> EvalFigures:
-    """One evaluation over `fleet` copies of `item` (real Scan pages, parsed by botocore)."""
+    """Evaluations over `fleet` and `3 * fleet` copies of `item` (real Scan pages, parsed
+    by botocore): the CPU per host is the difference over the hosts added, so the
+    evaluation's fixed part (its other tables, its start) is not charged to the host,
+    as for one host of a large fleet. The best of 3 runs at each size."""
+    sizes = (fleet, 3 * fleet)
+    cpu: dict[int, float] = {}
+    requests: Counter[str] = Counter()
+    for n in sizes:
+        names = [f"copy-{i:06d}.example.com" for i in range(n)]
+        _copies(stack, item, names, "PutRequest")
+        stack.services.alerting.evaluate(stack.now)  # warm: rules loaded, transitions made
+        runs = []
+        for run in range(3):
+            stack.meter.reset()
+            started = time.thread_time()
+            stack.services.alerting.evaluate(stack.now + timedelta(seconds=5 + run))
+            runs.append(time.thread_time() - started)
+        cpu[n] = min(runs)
+        requests = Counter(stack.meter.calls)
+        _copies(stack, item, names, "DeleteRequest")
+    per_host = max(0.0, (cpu[sizes[1]] - cpu[sizes[0]]) / (sizes[1] - sizes[0]))
+    # A Scan reads eventually consistent: half a unit per 4 KB of a page's items, summed
+    # before rounding (1 MB pages: the rounding is under 0.4% of a page).
+    read_units_per_host = item_size(item) / 4096 * 0.5
+    return EvalFigures(per_host, read_units_per_host, requests)
+
+
+def _copies(stack: Stack, item: dict[str, Any], names: list[str], request: str) -> None:
     table = stack.settings.hosts_table
-    names = [f"copy-{i:06d}.example.com" for i in range(fleet)]
-    for start in range(0, fleet, 25):
+    for start in range(0, len(names), 25):
         stack.reader.batch_write_item(
             RequestItems={
                 table: [
-                    {"PutRequest": {"Item": {**item, "host": {"S": name}}}}
-                    for name in names[start : start + 25]
-                ]
-            }
-        )
-    total_bytes = item_size(item) * (fleet + 1)
-    stack.services.alerting.evaluate(stack.now)  # warm: rules loaded, first transitions made
-    stack.meter.reset()
-    cpu = time.thread_time()
-    stack.services.alerting.evaluate(stack.now + timedelta(seconds=5))
-    cpu = time.thread_time() - cpu
-    # A Scan reads eventually consistent: half a unit per 4 KB of items read.
-    read_units = math.ceil(total_bytes / 4096) * 0.5
-    for start in range(0, fleet, 25):
-        stack.reader.batch_write_item(
-            RequestItems={
-                table: [
-                    {"DeleteRequest": {"Key": {"host": {"S": n}}}}
+                    {"PutRequest": {"Item": {**item, "host": {"S": n}}}}
+                    if request == "PutRequest"
+                    else {"DeleteRequest": {"Key": {"host": {"S": n}}}}
                     for n in names[start : start + 25]
                 ]
             }
         )
-    return EvalFigures(cpu / (fleet + 1), read_units / (fleet + 1), Counter(stack.meter.calls))
 
 
 def scan_parse_per_host(item: dict[str, Any], runs: int = 5) -> tuple[float, float, int]:
@@ -856,6 +940,7 @@ def host_month(
     ev: EvalFigures,
     deploy: Deploy,
     tokens: TokenRequests,
+    capacity: Capacity,
     *,
     posts: int = POSTS_PER_MONTH,
     per_record_writes: bool = False,
@@ -893,7 +978,8 @@ def host_month(
         f"requests ({deploy.request_path})": posts * p[path].usd,
         "lambda invocations": posts * p["lambda_request"].usd,
         "lambda compute (ingest)": posts * post_lambda_s * memory_gb * gbs,
-        "dynamodb writes (host item)": posts * post.write_units * p["ddb_write"].usd,
+        "dynamodb writes (host item)": capacity.writes(post.write_units),
+        "dynamodb instance_id index (its minimum, shared)": capacity.index_floor(),
         "cloudwatch logs (ingest)": posts * log_bytes / GB * p["cw_logs_ingest"].usd,
         # Stored as ingested for LogRetentionDays (an upper bound: CloudWatch compresses).
         "cloudwatch logs (storage)": posts
@@ -910,7 +996,7 @@ def host_month(
         "dynamodb token reads and writes": posts
         * (tokens.gets * p["ddb_read"].usd + tokens.touches * p["ddb_write"].usd),
         "dynamodb storage": (post.item_bytes + post.catalog_bytes) / GB * p["ddb_storage"].usd,
-        "evaluation reads": EVALUATIONS_PER_MONTH * ev.read_units_per_host * p["ddb_read"].usd,
+        "evaluation reads": capacity.scan_reads(ev.read_units_per_host),
         "evaluation compute": EVALUATIONS_PER_MONTH
         * eval_lambda_s
         * deploy.eval_memory_mb
@@ -1024,7 +1110,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=int, default=70, help="posts, one a minute")
     # moto's Scan slows down with the square of the table's size: a few copies are enough
-    # for the per-host CPU (the fixed part of an evaluation is counted in, so it errs high).
+    # for the per-host CPU (the difference between this many and three times as many).
     parser.add_argument("--fleet", type=int, default=10, help="host items in the evaluation")
     parser.add_argument(
         "--bad-minutes",
@@ -1104,7 +1190,7 @@ def main() -> int:
             catalog_every=CATALOG_MIN_INTERVAL,
         )
         bad_item = stack.host_item(bad_host)
-        bad_ev = run_evaluation(stack, bad_item, 2)
+        bad_ev = run_evaluation(stack, bad_item, args.fleet)
     finally:
         stack.close()
 
@@ -1187,18 +1273,29 @@ def main() -> int:
     print(f"  platform: {platform[-1]!r}")
     with_platform = logged.app_bytes + logged.platform_bytes
     log_bytes = logged.app_bytes if not deploy.platform_logs else with_platform
-    bill = host_month(post, ev, deploy, fleet, log_bytes=log_bytes)
+    capacity = Capacity.of(deploy, args.fleet_hosts)
+    on_demand = Capacity.of(replace(deploy, hosts_billing="PAY_PER_REQUEST"), args.fleet_hosts)
+    print(
+        f"hosts table: {deploy.hosts_billing} (the template's default); provisioned: auto"
+        f" scaling at {deploy.hosts_target:.0f}% of the units, at least"
+        f" {deploy.hosts_write_min} write and {deploy.hosts_read_min} read units for the"
+        f" table and for its index; {args.fleet_hosts} hosts need"
+        f" {args.fleet_hosts * post.write_units / 60 / (deploy.hosts_target / 100):.1f} write"
+        f" and {args.fleet_hosts * ev.read_units_per_host / 60 / (deploy.hosts_target / 100):.1f}"
+        " read units"
+    )
+    bill = host_month(post, ev, deploy, fleet, capacity, log_bytes=log_bytes)
     show_bill(
         f"one host of {args.fleet_hosts}, one post a minute, a month (Timestream writes as"
         " documented):",
         bill,
     )
     show_bill(
-        "the same, one host alone (its token read on every post):",
-        host_month(post, ev, deploy, alone, log_bytes=log_bytes),
+        "the same, a host with a token of its own (read on every post):",
+        host_month(post, ev, deploy, alone, capacity, log_bytes=log_bytes),
     )
-    loud = host_month(post, ev, deploy, fleet, log_bytes=with_platform)
-    quiet = host_month(post, ev, deploy, fleet, log_bytes=logged.app_bytes)
+    loud = host_month(post, ev, deploy, fleet, capacity, log_bytes=with_platform)
+    quiet = host_month(post, ev, deploy, fleet, capacity, log_bytes=logged.app_bytes)
     print(
         f"  cloudwatch logs with Lambda's platform lines (FLEETPULSE_PLATFORM_LOGS=true):"
         f" ingest ${loud['cloudwatch logs (ingest)']:.4f} storage"
@@ -1206,11 +1303,11 @@ def main() -> int:
         f" ingest ${quiet['cloudwatch logs (ingest)']:.4f} storage"
         f" ${quiet['cloudwatch logs (storage)']:.4f}"
     )
-    one_hour = host_month(post, ev, replace(deploy, memory_retention_h=1), fleet)
+    one_hour = host_month(post, ev, replace(deploy, memory_retention_h=1), fleet, capacity)
     print(
         f"  memory store at Timestream's minimum (1 h): ${one_hour['timestream memory store']:.4f}"
     )
-    old = host_month(post, ev, deploy, fleet, per_record_writes=True)
+    old = host_month(post, ev, deploy, fleet, capacity, per_record_writes=True)
     print(
         f"  timestream writes at the old reading (each record in whole KiB): "
         f"${old['timestream writes']:.4f}, total ${sum(old.values()):.4f}"
@@ -1220,12 +1317,21 @@ def main() -> int:
         ev,
         replace(deploy, architecture="x86_64"),
         alone,
+        on_demand,
         per_record_writes=True,
         log_bytes=with_platform,
     )
+    demand = host_month(post, ev, deploy, fleet, on_demand, log_bytes=log_bytes)
+    print(
+        "  the hosts table on demand (HostsTableBillingMode=PAY_PER_REQUEST): host item"
+        f" ${demand['dynamodb writes (host item)']:.4f}, evaluation reads"
+        f" ${demand['evaluation reads']:.4f}; total ${sum(demand.values()):.4f}, of which"
+        f" not metric storage ${sum(v for k, v in demand.items() if k not in STORAGE):.4f}"
+    )
     print(
         "\nbefore (each record metered in whole KiB, x86_64, botocore validation on, the"
-        " token read every post, Lambda's platform lines) and now, a host-month:"
+        " token read every post, Lambda's platform lines, the hosts table on demand) and"
+        " now, a host-month:"
     )
     for name, usd in bill.items():
         print(f"  {name:<34} ${before[name]:9.4f} ${usd:9.4f}")
@@ -1245,14 +1351,19 @@ def main() -> int:
     )
     show_catalog(bad)
     # Its logs taken as a normal post's (not measured for it).
-    bad_bill = host_month(bad, bad_ev, deploy, fleet, log_bytes=log_bytes)
+    bad_bill = host_month(bad, bad_ev, deploy, fleet, capacity, log_bytes=log_bytes)
     show_bill("the bad sender, a month:", bad_bill)
 
     def ddb_and_eval(b: dict[str, float]) -> float:
         return sum(v for k, v in b.items() if k.startswith(("dynamodb", "evaluation")))
 
     ratio = ddb_and_eval(bad_bill) / ddb_and_eval(bill)
-    print(f"  its DynamoDB + evaluation cost vs a normal host's: {ratio:.1f}x")
+    bad_demand = host_month(bad, bad_ev, deploy, fleet, on_demand, log_bytes=log_bytes)
+    print(
+        f"  its DynamoDB + evaluation cost vs a normal host's: {ratio:.1f}x"
+        f" ({ddb_and_eval(bad_demand) / ddb_and_eval(demand):.1f}x with the hosts table on"
+        " demand)"
+    )
     return 0
 
 
