@@ -72,9 +72,9 @@ HISTORY_SLOT_TEXT = re.compile(
     rb',"h#\d{1,2}":\{"M":\{(?:"[tcm]":\{(?:"N":"[-+.0-9eE]{1,40}"|"NULL":true)\},?){0,3}\}\}'
 )
 # The catalog item: `z` = zlib of the JSON {series key: CatalogSeries}. Series names,
-# tags and fields repeat themselves: compressed, a host's catalog is one write unit
-# instead of three, and a 500-series catalog 9 instead of 38 (DynamoDB bills a binary
-# attribute by its bytes). An item written before holds the same map uncompressed as
+# tags and fields repeat themselves: compressed, an agent's catalog is one write unit
+# instead of three, and bench/cost.py's 500-series statsd sender's 3 instead of 38
+# (DynamoDB bills a binary attribute by its bytes). An item written before holds the same map uncompressed as
 # `s` (read as it is; the next catalog write replaces it).
 CATALOG_PACKED = "z"
 CATALOG_SERIES = "s"
