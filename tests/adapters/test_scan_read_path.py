@@ -467,7 +467,7 @@ def test_refusals_past_the_patience_are_backend_unavailable(endpoint, pauses):
     endpoint.faults = [(400, "ProvisionedThroughputExceededException")] * 100
     store = DynamoDBHostStore(single_attempt_client(endpoint), "t", scan_patience_s=4.0)
     with pytest.raises(
-        BackendUnavailable, match="hosts table: ProvisionedThroughputExceededException$"
+        BackendUnavailable, match=r"hosts table: ProvisionedThroughputExceededException$"
     ):
         store.scan()
     assert pauses == [0.5, 1.0, 2.0, 0.5]  # 4 s in all, the last pause cut to fit
@@ -477,7 +477,7 @@ def test_refusals_past_the_patience_are_backend_unavailable(endpoint, pauses):
 def test_only_refusals_for_capacity_are_waited_out(endpoint, pauses):
     endpoint.faults = [(500, "InternalServerError")]
     store = DynamoDBHostStore(single_attempt_client(endpoint), "t", scan_patience_s=20.0)
-    with pytest.raises(BackendUnavailable, match="hosts table: InternalServerError$"):
+    with pytest.raises(BackendUnavailable, match=r"hosts table: InternalServerError$"):
         store.scan()
     assert pauses == []
     assert len(endpoint.requests) == 1
