@@ -156,7 +156,8 @@ class Deploy:
     metrics: bool = True  # powertools' EMF line (POWERTOOLS_METRICS_DISABLED unset)
     log_retention_d: int = 30  # the template's LogRetentionDays
     hosts_billing: str = "PAY_PER_REQUEST"  # the template's HostsTableBillingMode
-    hosts_target: float = 70.0  # HostsTargetUtilization, percent
+    hosts_target: float = 70.0  # HostsWriteTargetUtilization, percent
+    hosts_read_target: float = 20.0  # HostsReadTargetUtilization
     hosts_write_min: int = 5  # HostsWriteCapacityMin (the table's and its index's)
     hosts_read_min: int = 5  # HostsReadCapacityMin
 
@@ -172,7 +173,8 @@ class Capacity:
 
     billing: str
     hosts: int
-    target: float
+    write_target: float
+    read_target: float
     write_min: int
     read_min: int
 
@@ -182,6 +184,7 @@ class Capacity:
             deploy.hosts_billing,
             hosts,
             deploy.hosts_target,
+            deploy.hosts_read_target,
             deploy.hosts_write_min,
             deploy.hosts_read_min,
         )
@@ -190,21 +193,21 @@ class Capacity:
     def provisioned(self) -> bool:
         return self.billing == "PROVISIONED"
 
-    def _units(self, per_minute: float, floor: int) -> float:
+    def _units(self, per_minute: float, floor: int, target: float) -> float:
         """A host's share of the provisioned units for `per_minute` units a minute each."""
-        fleet = self.hosts * per_minute / 60 / (self.target / 100)
+        fleet = self.hosts * per_minute / 60 / (target / 100)
         return max(float(floor), fleet) / self.hosts
 
     def writes(self, units_per_post: float) -> float:
         if not self.provisioned:
             return POSTS_PER_MONTH * units_per_post * PRICES["ddb_write"].usd
-        units = self._units(units_per_post, self.write_min)
+        units = self._units(units_per_post, self.write_min, self.write_target)
         return units * HOURS_PER_MONTH * PRICES["ddb_wcu_hour"].usd
 
     def scan_reads(self, units_per_evaluation: float) -> float:
         if not self.provisioned:
             return EVALUATIONS_PER_MONTH * units_per_evaluation * PRICES["ddb_read"].usd
-        units = self._units(units_per_evaluation, self.read_min)
+        units = self._units(units_per_evaluation, self.read_min, self.read_target)
         return units * HOURS_PER_MONTH * PRICES["ddb_rcu_hour"].usd
 
     def index_floor(self) -> float:
@@ -250,7 +253,8 @@ def deploy_settings() -> Deploy:
         metrics=env.get("POWERTOOLS_METRICS_DISABLED", "false").lower() != "true",
         log_retention_d=int(params["LogRetentionDays"]["Default"]),
         hosts_billing=str(params["HostsTableBillingMode"]["Default"]),
-        hosts_target=float(params["HostsTargetUtilization"]["Default"]),
+        hosts_target=float(params["HostsWriteTargetUtilization"]["Default"]),
+        hosts_read_target=float(params["HostsReadTargetUtilization"]["Default"]),
         hosts_write_min=int(params["HostsWriteCapacityMin"]["Default"]),
         hosts_read_min=int(params["HostsReadCapacityMin"]["Default"]),
     )
@@ -1277,11 +1281,13 @@ def main() -> int:
     on_demand = Capacity.of(replace(deploy, hosts_billing="PAY_PER_REQUEST"), args.fleet_hosts)
     print(
         f"hosts table: {deploy.hosts_billing} (the template's default); provisioned: auto"
-        f" scaling at {deploy.hosts_target:.0f}% of the units, at least"
+        f" scaling at {deploy.hosts_target:.0f}% of the write units and"
+        f" {deploy.hosts_read_target:.0f}% of the read units, at least"
         f" {deploy.hosts_write_min} write and {deploy.hosts_read_min} read units for the"
         f" table and for its index; {args.fleet_hosts} hosts need"
         f" {args.fleet_hosts * post.write_units / 60 / (deploy.hosts_target / 100):.1f} write"
-        f" and {args.fleet_hosts * ev.read_units_per_host / 60 / (deploy.hosts_target / 100):.1f}"
+        " and"
+        f" {args.fleet_hosts * ev.read_units_per_host / 60 / (deploy.hosts_read_target / 100):.1f}"
         " read units"
     )
     bill = host_month(post, ev, deploy, fleet, capacity, log_bytes=log_bytes)

@@ -13,12 +13,17 @@ evaluation. Each run is its own process, so its peak RSS is its own.
 
     .venv/bin/python bench/scale.py [--hosts 1000 10000 100000]
         [--items agent old] [--segments 4] [--slow-upto 10000] [--page-latency-ms 0]
+        [--provisioned]
 
 The Scan is read as the Lambda reads it: its pages parsed in one `json.loads`
 (`parse_scans_fast`), in FLEETPULSE_SCAN_SEGMENTS parallel segments, which the
 endpoint answers with disjoint ranges of hosts. Up to `--slow-upto` hosts, each size
 also runs as before (botocore's parse, one segment), for the ratio. `--items old`
 measures the item as the collector kept it before it became one write unit a post.
+`--provisioned` runs each size again against the read units auto scaling keeps for it
+(the template's read target and minimum): the endpoint meters each page as DynamoDB
+does (its items' sizes, half a unit per 4 KB) and refuses what the rate and the burst
+bank (300 s of unused units; full, then empty) cannot pay for.
 """
 
 from __future__ import annotations
@@ -123,7 +128,8 @@ class Pages:
         text = json.dumps(item, separators=(",", ":"))  # as DynamoDB sends it: no blanks
         self.template = text.replace("HOSTNAME", "host-PPPPPPPPP")
 
-    def page(self, scan: dict[str, Any]) -> bytes:
+    def page(self, scan: dict[str, Any]) -> tuple[bytes, int]:
+        """The page's body and the number of items in it."""
         segment, total = scan.get("Segment", 0), scan.get("TotalSegments", 1)
         start, stop = segment * self.n // total, (segment + 1) * self.n // total
         last = scan.get("ExclusiveStartKey", {}).get("host", {}).get("S")
@@ -134,11 +140,57 @@ class Pages:
         doc = f'{{"Count":{end - start},"ScannedCount":{end - start},"Items":[{items}]'
         if end < stop:
             doc += f',"LastEvaluatedKey":{{"host":{{"S":"host-{end - 1:09d}"}}}}'
-        return (doc + "}").encode()
+        return (doc + "}").encode(), end - start
 
 
-def serve(n: int, shape: str, latency_s: float, port_out: Any) -> None:
+class ReadCapacity:
+    """A provisioned table's read units as DynamoDB meters a Scan: a page costs half a
+    unit per 4 KB of its items' sizes, summed (eventually consistent); the table earns `units` a second
+    and keeps up to 300 seconds of what it did not use (burst capacity), starting with
+    `burst_s` seconds of it. A page it cannot pay for is refused (400,
+    ProvisionedThroughputExceededException). `units` 0: no limit (on demand)."""
+
+    BANK_S = 300.0
+
+    def __init__(self, units: float, burst_s: float) -> None:
+        self.units = units
+        self.tokens = units * min(burst_s, self.BANK_S)
+        self.at = time.monotonic()
+        self.lock = __import__("threading").Lock()
+
+    def take(self, items_bytes: int) -> bool:
+        """Whether a page whose items are `items_bytes` (DynamoDB's item sizes) is read."""
+        if not self.units:
+            return True
+        cost = -(-items_bytes // 4096) * 0.5
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.units * self.BANK_S, self.tokens + (now - self.at) * self.units)
+            self.at = now
+            if self.tokens < cost:
+                return False
+            self.tokens -= cost
+            return True
+
+
+THROTTLED = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+    b'"message":"The level of configured provisioned throughput for the table was exceeded."}'
+)
+
+
+def serve(
+    n: int,
+    shape: str,
+    latency_s: float,
+    port_out: Any,
+    *,
+    read_units: float = 0.0,
+    burst_s: float = 300.0,
+    refused: Any = None,
+) -> None:
     pages = Pages(n, shape)
+    capacity = ReadCapacity(read_units, burst_s)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -147,14 +199,19 @@ def serve(n: int, shape: str, latency_s: float, port_out: Any) -> None:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
             op = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+            status = 200
             if op == "Scan" and body.get("TableName", "").endswith("-hosts"):
                 time.sleep(latency_s)  # the service's own time for a page, if asked
-                reply = pages.page(body)
+                reply, count = pages.page(body)
+                if not capacity.take(count * pages.item_bytes):
+                    status, reply = 400, THROTTLED
+                    with refused.get_lock():
+                        refused.value += 1
             elif op == "Scan":
                 reply = b'{"Count":0,"ScannedCount":0,"Items":[]}'
             else:
                 reply = b"{}"
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/x-amz-json-1.0")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
@@ -165,9 +222,19 @@ def serve(n: int, shape: str, latency_s: float, port_out: Any) -> None:
     server.serve_forever()
 
 
-def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict[str, Any]:
+def one(
+    n: int,
+    shape: str,
+    segments: int,
+    slow: bool,
+    latency_s: float,
+    *,
+    read_units: float = 0.0,
+    burst_s: float = 300.0,
+) -> dict[str, Any]:
     """One evaluation of `n` hosts in this process (called in a child); `slow`: Scan
-    pages parsed by botocore alone, as before `parse_scans_fast`."""
+    pages parsed by botocore alone, as before `parse_scans_fast`; `read_units`,
+    `burst_s`: the table's provisioned reads (`ReadCapacity`)."""
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "bench",
@@ -178,7 +245,13 @@ def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict
         }
     )
     queue: Any = multiprocessing.Queue()
-    server = multiprocessing.Process(target=serve, args=(n, shape, latency_s, queue), daemon=True)
+    refused: Any = multiprocessing.Value("i", 0)
+    server = multiprocessing.Process(
+        target=serve,
+        args=(n, shape, latency_s, queue),
+        kwargs={"read_units": read_units, "burst_s": burst_s, "refused": refused},
+        daemon=True,
+    )
     server.start()
     port, item_bytes, per_page = queue.get(timeout=120)
 
@@ -204,7 +277,12 @@ def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     cpu = time.process_time()
-    report = services.alerting.evaluate(NOW)
+    from chalicelib.core.ports import BackendUnavailable
+
+    try:
+        report: Any = services.alerting.evaluate(NOW)
+    except BackendUnavailable as exc:  # a Scan refused past the adapter's patience
+        report = f"failed: {exc}"
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     server.terminate()
@@ -220,26 +298,58 @@ def one(n: int, shape: str, segments: int, slow: bool, latency_s: float) -> dict
         "rss_before_mb": rss_before / 1024,
         "calls": dict(calls),
         "report": str(report)[:160],
+        "refused": refused.value,
+        "read_units": read_units,
+        "burst_s": burst_s,
     }
 
 
-def run(n: int, shape: str, segments: int, slow: bool, latency_ms: int) -> dict[str, Any]:
+def run(
+    n: int,
+    shape: str,
+    segments: int,
+    slow: bool,
+    latency_ms: int,
+    *,
+    read_units: float = 0.0,
+    burst_s: float = 300.0,
+) -> dict[str, Any]:
     """One evaluation in a fresh process (its peak RSS its own)."""
     command = [sys.executable, __file__, "--one", str(n), "--items", shape]
     command += ["--segments", str(segments), "--page-latency-ms", str(latency_ms)]
+    command += ["--read-units", str(read_units), "--burst-s", str(burst_s)]
     command += ["--slow-path"] if slow else []
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
+def provisioned_read_units(n: int, item_bytes: int) -> float:
+    """What target tracking keeps for `n` hosts read once a minute (eventually
+    consistent), at the template's default target and never under its minimum."""
+    from fleetpulse import cfn
+
+    params = cfn.load()["Parameters"]
+    target = float(params["HostsReadTargetUtilization"]["Default"]) / 100
+    floor = float(params["HostsReadCapacityMin"]["Default"])
+    return max(floor, n * item_bytes / 4096 * 0.5 / 60 / target)
+
+
 def line(r: dict[str, Any]) -> str:
     scans = sum(v for k, v in r["calls"].items() if k.startswith("Scan("))
     path = "botocore parse" if r["slow"] else "fast parse    "
-    return (
+    text = (
         f"{r['shape']:>4} {r['hosts']:>7,} hosts, {path}: {r['wall_s']:6.1f} s wall,"
         f" {r['cpu_s']:6.1f} s CPU, peak RSS {r['peak_rss_mb']:5.0f} MB"
         f" ({r['rss_before_mb']:.0f} before); {scans} Scan requests"
     )
+    if r.get("read_units"):
+        text += (
+            f"; {r['read_units']:.0f} read units, {r['burst_s']:.0f} s of burst:"
+            f" {r['refused']} pages refused"
+        )
+    if str(r.get("report", "")).startswith("failed"):
+        text += f"; {r['report']}"
+    return text
 
 
 def main() -> int:
@@ -266,12 +376,29 @@ def main() -> int:
         default=0,
         help="the endpoint waits this long before each hosts page (DynamoDB's own time)",
     )
+    parser.add_argument(
+        "--provisioned",
+        action="store_true",
+        help="also run each size against the read units auto scaling keeps for it (the"
+        " template's HostsReadTargetUtilization and HostsReadCapacityMin), with a full burst"
+        " bank and with none",
+    )
+    parser.add_argument("--read-units", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--burst-s", type=float, default=300.0, help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slow-path", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         latency_s = args.page_latency_ms / 1000
-        result = one(args.one, args.items[0], args.segments, args.slow_path, latency_s)
+        result = one(
+            args.one,
+            args.items[0],
+            args.segments,
+            args.slow_path,
+            latency_s,
+            read_units=args.read_units,
+            burst_s=args.burst_s,
+        )
         print(json.dumps(result))
         return 0
     print(f"goal: under {GOAL_S:g} s and {GOAL_MB} MB at 100,000 hosts")
@@ -286,6 +413,11 @@ def main() -> int:
             if n == args.hosts[0]:
                 print(f"{shape} item: {r['item_bytes']:,} B, {r['per_page']} a 1 MB page")
             print(line(r))
+            if args.provisioned:
+                units = provisioned_read_units(n, r["item_bytes"])
+                for burst_s in (300.0, 0.0):
+                    kept = run(n, shape, args.segments, False, 0, read_units=units, burst_s=burst_s)
+                    print(line(kept))
             if n <= args.slow_upto:
                 before = run(n, shape, 1, True, args.page_latency_ms)
                 print(line(before))

@@ -139,13 +139,12 @@ def test_the_hosts_table_is_provisioned_and_auto_scaled_by_default(aws):
 
     targets, policies = scaling_of(clients)
     assert targets == HOSTS_SCALING
+    # Writes arrive evenly through the minute: 70%. The evaluation reads the table in a
+    # few seconds each minute: 20%, so its units read a minute's worth in 12 s.
     assert policies == {
-        key: (
-            "DynamoDBWriteCapacityUtilization"
-            if key[1].endswith("WriteCapacityUnits")
-            else "DynamoDBReadCapacityUtilization",
-            70.0,
-        )
+        key: ("DynamoDBWriteCapacityUtilization", 70.0)
+        if key[1].endswith("WriteCapacityUnits")
+        else ("DynamoDBReadCapacityUtilization", 20.0)
         for key in HOSTS_SCALING
     }
 
@@ -153,7 +152,7 @@ def test_the_hosts_table_is_provisioned_and_auto_scaled_by_default(aws):
     create_all(
         Settings.from_env({}),
         clients,
-        {"HostsWriteCapacityMax": "2000", "HostsTargetUtilization": "50"},
+        {"HostsWriteCapacityMax": "2000", "HostsWriteTargetUtilization": "50"},
     )
     targets, policies = scaling_of(clients)
     assert targets[("table/fleetpulse-dev-hosts", "dynamodb:table:WriteCapacityUnits")] == (
@@ -161,7 +160,7 @@ def test_the_hosts_table_is_provisioned_and_auto_scaled_by_default(aws):
         2000,
     )
     assert len(targets) == len(policies) == 4
-    assert {target for _, target in policies.values()} == {50.0}
+    assert sorted(target for _, target in policies.values()) == [20.0, 20.0, 50.0, 50.0]
 
 
 def test_an_on_demand_hosts_table_has_no_auto_scaling(aws):
@@ -182,7 +181,8 @@ def test_capacity_parameters_are_checked_as_cloudformation_checks_them():
     template = cfn.load()
     for name, bad in (
         ("HostsTableBillingMode", "ON_DEMAND"),
-        ("HostsTargetUtilization", "95"),
+        ("HostsWriteTargetUtilization", "95"),
+        ("HostsReadTargetUtilization", "10"),
         ("HostsWriteCapacityMin", "0"),
     ):
         with pytest.raises(cfn.TemplateError, match=name):

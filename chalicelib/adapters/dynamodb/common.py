@@ -45,7 +45,7 @@ _SHOWN = 500
 # all per segment: the minute's evaluation reads late rather than not at all.
 SCAN_THROTTLE_PATIENCE_S = 20.0
 _FIRST_PAUSE_S = 0.5
-_LONGEST_PAUSE_S = 5.0
+_LONGEST_PAUSE_S = 1.0
 _THROTTLED = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
@@ -226,8 +226,9 @@ def scan_items(
     page, as the low-level client returns them. `stop` ends it between pages.
 
     A page refused for capacity beyond botocore's retries is asked for again, from the
-    same key, after pauses that double from half a second (at most 5 s), up to
-    `patience_s` in all (the hosts table's readers: SCAN_THROTTLE_PATIENCE_S).
+    same key, after a pause of half a second, then a second each (a refused request
+    costs nothing, and the table earns units every second), up to `patience_s` in all
+    (the hosts table's readers: SCAN_THROTTLE_PATIENCE_S).
 
     `skip`: text the fast path cuts out of each page before parsing it, for attributes
     the reader would pass over anyway (what it matches must be whole attributes, with
