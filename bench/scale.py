@@ -35,6 +35,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -156,7 +157,7 @@ class ReadCapacity:
         self.units = units
         self.tokens = units * min(burst_s, self.BANK_S)
         self.at = time.monotonic()
-        self.lock = __import__("threading").Lock()
+        self.lock = threading.Lock()
 
     def take(self, items_bytes: int) -> bool:
         """Whether a page whose items are `items_bytes` (DynamoDB's item sizes) is read."""

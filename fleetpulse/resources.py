@@ -235,16 +235,13 @@ def _update_billing(dynamodb: Any, request: Mapping[str, Any]) -> None:
     update: dict[str, Any] = {"TableName": request["TableName"], "BillingMode": mode}
     if mode == "PROVISIONED":
         update["ProvisionedThroughput"] = request["ProvisionedThroughput"]
-        update["GlobalSecondaryIndexUpdates"] = [
-            {
-                "Update": {
-                    "IndexName": index["IndexName"],
-                    "ProvisionedThroughput": index["ProvisionedThroughput"],
-                }
-            }
+        indexes = [
+            {"Update": {k: index[k] for k in ("IndexName", "ProvisionedThroughput")}}
             for index in request.get("GlobalSecondaryIndexes", [])
-        ] or None
-    dynamodb.update_table(**{k: v for k, v in update.items() if v is not None})
+        ]
+        if indexes:
+            update["GlobalSecondaryIndexUpdates"] = indexes
+    dynamodb.update_table(**update)
 
 
 def _scalable_target(clients: Any, props: Mapping[str, Any]) -> cfn.Created:

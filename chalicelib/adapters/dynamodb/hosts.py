@@ -3,7 +3,10 @@ series catalog table: one item per host, the list of its series for its page."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -620,9 +623,6 @@ def _digests(raw: dict[str, Any] | None) -> list[str]:
 
 def packed_catalog(catalog: Mapping[str, tuple[int, SeriesEntry]]) -> bytes:
     """The catalog item's `z`: zlib of the compact JSON {series key: CatalogSeries}."""
-    import json
-    import zlib
-
     entries = {
         key: CatalogSeries(m=e.measurement, tags=e.tags, f=list(e.fields), t=t)
         for key, (t, e) in catalog.items()
@@ -649,10 +649,6 @@ def catalog_from_item(item: dict[str, Any]) -> dict[str, tuple[int, SeriesEntry]
 
 
 def _unpacked_catalog(packed: bytes | str) -> dict[str, tuple[int, SeriesEntry]]:
-    import base64
-    import json
-    import zlib
-
     try:
         raw = packed if isinstance(packed, bytes) else base64.b64decode(packed)
         entries = json.loads(zlib.decompress(raw))
